@@ -1,0 +1,3 @@
+#include "autoconfig.h"
+
+#include "core/config.h"

@@ -1,0 +1,255 @@
+/*
+ * odsctl: the operator CLI. This file only parses arguments and calls the
+ * modules that do the work; each command exits 0 on success, 1 on a failure
+ * it explains on stderr, 2 on a usage error.
+ */
+#include "autoconfig.h"
+
+#include "admin/demo.h"
+#include "admin/demo_load.h"
+#include "admin/freshness.h"
+#include "admin/migrate.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "db/db.h"
+#include "sync/loader.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+        "usage: odsctl COMMAND [OPTIONS]\n"
+        "  migrate --db URI [--api-dir DIR]            apply api/schema + api/routes\n"
+        "  demo generate --out DIR [--customers N] [--seed S] [--as-of RFC3339]\n"
+        "  demo load --db URI --from DIR               synced extracts + native seed rows\n"
+        "  sync load --db URI TABLE FILE [--as-of RFC3339] [--incremental]\n"
+        "  freshness --db URI                          freshness of every synced table\n";
+
+static int usage(const char *why)
+{
+	if (why)
+		fprintf(stderr, "odsctl: %s\n", why);
+	fputs(usage_text, stderr);
+	return 2;
+}
+
+static int die(const char *what, const char *err)
+{
+	fprintf(stderr, "odsctl %s: %s\n", what, err);
+	return 1;
+}
+
+enum {
+	OPT_DB = 1000,
+	OPT_API_DIR,
+	OPT_OUT,
+	OPT_CUSTOMERS,
+	OPT_SEED,
+	OPT_AS_OF,
+	OPT_FROM,
+	OPT_INCR
+};
+
+static const struct option long_opts[] = {
+        {"db", required_argument, NULL, OPT_DB},
+        {"api-dir", required_argument, NULL, OPT_API_DIR},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"customers", required_argument, NULL, OPT_CUSTOMERS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"as-of", required_argument, NULL, OPT_AS_OF},
+        {"from", required_argument, NULL, OPT_FROM},
+        {"incremental", no_argument, NULL, OPT_INCR},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+};
+
+struct args {
+	const char *db, *api_dir, *out, *as_of, *from;
+	long customers;
+	unsigned long long seed;
+	bool incremental;
+	int npos;
+	char *pos[4];
+};
+
+static bool parse_number(const char *s, unsigned long long *out)
+{
+	char *end;
+
+	if (!*s || *s == '-')
+		return false;
+	*out = strtoull(s, &end, 10);
+	return *end == '\0';
+}
+
+/* Parses argv (after the command words) into a; returns false on a usage error. */
+static bool parse_args(int argc, char **argv, struct args *a, char *err, size_t errlen)
+{
+	unsigned long long n;
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->customers = 1000;
+	a->seed = 42;
+	a->api_dir = getenv("ODS_API_DIR") ? getenv("ODS_API_DIR") : ODS_API_DIR;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_DB:
+			a->db = optarg;
+			break;
+		case OPT_API_DIR:
+			a->api_dir = optarg;
+			break;
+		case OPT_OUT:
+			a->out = optarg;
+			break;
+		case OPT_FROM:
+			a->from = optarg;
+			break;
+		case OPT_AS_OF:
+			a->as_of = optarg;
+			break;
+		case OPT_INCR:
+			a->incremental = true;
+			break;
+		case OPT_CUSTOMERS:
+			if (!parse_number(optarg, &n) || n < 1 || n > 100000000)
+				return errf(err, errlen,
+				            "--customers takes a number from 1 to 100000000");
+			a->customers = (long)n;
+			break;
+		case OPT_SEED:
+			if (!parse_number(optarg, &n))
+				return errf(err, errlen, "--seed takes a non-negative number");
+			a->seed = n;
+			break;
+		default:
+			return errf(err, errlen, "bad option");
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (a->npos == (int)ODS_ARRAY_LEN(a->pos))
+			return errf(err, errlen, "too many arguments");
+		a->pos[a->npos++] = argv[i];
+	}
+	return true;
+}
+
+static PGconn *connect_or_die(const struct args *a, char *err, size_t errlen)
+{
+	if (!a->db) {
+		errf(err, errlen, "--db URI is required");
+		return NULL;
+	}
+	return db_connect(a->db, "odsctl", err, errlen);
+}
+
+static int cmd_migrate(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	int applied = 0;
+	PGconn *conn = connect_or_die(a, err, sizeof(err));
+
+	if (!conn)
+		return die("migrate", err);
+	bool ok = migrate_run(conn, a->api_dir, &applied, err, sizeof(err));
+	PQfinish(conn);
+	if (!ok)
+		return die("migrate", err);
+	printf("migrate: %d file(s) applied, database is up to date\n", applied);
+	return 0;
+}
+
+static int cmd_demo_generate(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	struct demo_opts o = {
+	        .out_dir = a->out, .customers = a->customers, .seed = a->seed, .as_of = a->as_of};
+
+	if (!a->out)
+		return usage("demo generate: --out DIR is required");
+	if (!demo_generate(&o, err, sizeof(err)))
+		return die("demo generate", err);
+	printf("demo generate: %ld customers written to %s\n", a->customers, a->out);
+	return 0;
+}
+
+static int cmd_demo_load(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	PGconn *conn;
+
+	if (!a->from)
+		return usage("demo load: --from DIR is required");
+	conn = connect_or_die(a, err, sizeof(err));
+	if (!conn)
+		return die("demo load", err);
+	bool ok = demo_load(conn, a->from, stdout, err, sizeof(err));
+	PQfinish(conn);
+	return ok ? 0 : die("demo load", err);
+}
+
+static int cmd_sync_load(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	struct load_result r;
+	struct load_opts o = {.as_of = a->as_of, .incremental = a->incremental};
+	PGconn *conn;
+
+	if (a->npos != 2)
+		return usage("sync load: TABLE and FILE are required");
+	o.table = a->pos[0];
+	o.file = a->pos[1];
+	conn = connect_or_die(a, err, sizeof(err));
+	if (!conn)
+		return die("sync load", err);
+	bool ok = loader_run(conn, &o, &r, err, sizeof(err));
+	PQfinish(conn);
+	if (!ok)
+		return die("sync load", err);
+	loader_print_result(stdout, &o, &r);
+	return 0;
+}
+
+static int cmd_freshness(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	PGconn *conn = connect_or_die(a, err, sizeof(err));
+
+	if (!conn)
+		return die("freshness", err);
+	bool ok = freshness_report(conn, stdout, err, sizeof(err));
+	PQfinish(conn);
+	return ok ? 0 : die("freshness", err);
+}
+
+int main(int argc, char **argv)
+{
+	char err[ODS_ERRLEN];
+	struct args a;
+	int skip;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return usage(NULL);
+	/* Two-word commands ("demo generate", "sync load") consume both words. */
+	skip = (strcmp(argv[1], "demo") == 0 || strcmp(argv[1], "sync") == 0) ? 2 : 1;
+	if (argc < skip + 0 || (skip == 2 && argc < 3))
+		return usage("missing subcommand");
+	if (!parse_args(argc - skip + 1, argv + skip - 1, &a, err, sizeof(err)))
+		return usage(err);
+
+	if (strcmp(argv[1], "migrate") == 0)
+		return cmd_migrate(&a);
+	if (strcmp(argv[1], "freshness") == 0)
+		return cmd_freshness(&a);
+	if (skip == 2 && strcmp(argv[1], "demo") == 0 && strcmp(argv[2], "generate") == 0)
+		return cmd_demo_generate(&a);
+	if (skip == 2 && strcmp(argv[1], "demo") == 0 && strcmp(argv[2], "load") == 0)
+		return cmd_demo_load(&a);
+	if (skip == 2 && strcmp(argv[1], "sync") == 0 && strcmp(argv[2], "load") == 0)
+		return cmd_sync_load(&a);
+	return usage("unknown command");
+}

@@ -1,0 +1,6 @@
+#include "autoconfig.h"
+#include "suites.h"
+Suite *config_suite(void)
+{
+	return suite_create("config");
+}
