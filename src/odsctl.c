@@ -236,20 +236,22 @@ int main(int argc, char **argv)
 		return usage(NULL);
 	/* Two-word commands ("demo generate", "sync load") consume both words. */
 	skip = (strcmp(argv[1], "demo") == 0 || strcmp(argv[1], "sync") == 0) ? 2 : 1;
-	if (argc < skip + 0 || (skip == 2 && argc < 3))
-		return usage("missing subcommand");
-	if (!parse_args(argc - skip + 1, argv + skip - 1, &a, err, sizeof(err)))
+	if (argc <= skip)
+		return usage("missing subcommand or options");
+	/* getopt permutes argv: take the command words before parsing. */
+	const char *cmd = argv[1], *sub = skip == 2 ? argv[2] : "";
+	if (!parse_args(argc - skip, argv + skip, &a, err, sizeof(err)))
 		return usage(err);
 
-	if (strcmp(argv[1], "migrate") == 0)
+	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(&a);
-	if (strcmp(argv[1], "freshness") == 0)
+	if (strcmp(cmd, "freshness") == 0)
 		return cmd_freshness(&a);
-	if (skip == 2 && strcmp(argv[1], "demo") == 0 && strcmp(argv[2], "generate") == 0)
+	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "generate") == 0)
 		return cmd_demo_generate(&a);
-	if (skip == 2 && strcmp(argv[1], "demo") == 0 && strcmp(argv[2], "load") == 0)
+	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "load") == 0)
 		return cmd_demo_load(&a);
-	if (skip == 2 && strcmp(argv[1], "sync") == 0 && strcmp(argv[2], "load") == 0)
+	if (strcmp(cmd, "sync") == 0 && strcmp(sub, "load") == 0)
 		return cmd_sync_load(&a);
 	return usage("unknown command");
 }
