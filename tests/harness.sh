@@ -9,9 +9,11 @@
 # test ends, also when it fails or is interrupted.
 set -u
 
+# ODS_HARNESS_PG=1 asks for a cluster whatever the path (bench/ uses it);
+# ODS_HARNESS_DURABLE=1 keeps fsync on, for measurements.
 case "$1" in
 */integration/*) ;;
-*) exec "$@" ;;
+*) [ "${ODS_HARNESS_PG:-0}" = 1 ] || exec "$@" ;;
 esac
 
 find_pg_bindir() {
@@ -60,12 +62,16 @@ port_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+opts="-c listen_addresses=127.0.0.1 -c max_connections=100"
+if [ "${ODS_HARNESS_DURABLE:-0}" != 1 ]; then
+	opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+fi
 started=
 for _ in $(seq 1 20); do
 	port=$((20000 + RANDOM % 30000))
 	port_free "$port" || continue
 	if "${run_pg[@]}" "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 30 \
-		-o "-p $port -k $tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100" \
+		-o "-p $port -k $tmp $opts ${ODS_HARNESS_PG_OPTS:-}" \
 		start >/dev/null 2>&1; then
 		started=1
 		break

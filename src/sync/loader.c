@@ -48,7 +48,9 @@ struct column {
 struct load {
 	PGconn *conn;
 	const struct load_opts *o;
-	char *qtable; /* "synced"."name" */
+	const char *schema; /* "synced", or "native" for seed rows */
+	bool seed;          /* insert new keys only; no freshness bookkeeping */
+	char *qtable;       /* "synced"."name" */
 	struct column *cols;
 	int ncols;
 	/* per file field: the index in cols, or -1 to drop it (_synced_at) */
@@ -106,8 +108,8 @@ static bool load_columns(struct load *l, char *err, size_t errlen)
 	        " WHERE n.nspname = 'synced' AND c.relname = $1 AND c.relkind IN ('r', 'p')"
 	        "   AND a.attnum > 0 AND NOT a.attisdropped"
 	        " ORDER BY a.attnum";
-	const char *params[] = {l->o->table};
-	PGresult *res = PQexecParams(l->conn, sql, 1, NULL, params, NULL, NULL, 0);
+	const char *params[] = {l->o->table, l->schema};
+	PGresult *res = PQexecParams(l->conn, sql, 2, NULL, params, NULL, NULL, 0);
 	bool has_pk = false;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -129,9 +131,9 @@ static bool load_columns(struct load *l, char *err, size_t errlen)
 	}
 	PQclear(res);
 	if (l->ncols == 0)
-		return errf(err, errlen, "unknown table synced.%s", l->o->table);
+		return errf(err, errlen, "unknown table %s.%s", l->schema, l->o->table);
 	if (!has_pk)
-		return errf(err, errlen, "synced.%s has no primary key", l->o->table);
+		return errf(err, errlen, "%s.%s has no primary key", l->schema, l->o->table);
 	return true;
 }
 
@@ -155,8 +157,8 @@ static bool map_header(struct load *l, const char *const *names, int n, char *er
 	for (int f = 0; f < n; f++) {
 		int c = column_index(l, names[f]);
 		if (c < 0) {
-			errf(err, errlen, "%s: line 1, column %s: not a column of synced.%s", file,
-			     names[f], l->o->table);
+			errf(err, errlen, "%s: line 1, column %s: not a column of %s.%s", file,
+			     names[f], l->schema, l->o->table);
 			goto out;
 		}
 		if (seen[c]) {
@@ -164,9 +166,10 @@ static bool map_header(struct load *l, const char *const *names, int n, char *er
 			goto out;
 		}
 		seen[c] = true;
-		l->map[f] = strcmp(names[f], COL_SYNCED) == 0 ? -1 : c;
+		l->map[f] = !l->seed && strcmp(names[f], COL_SYNCED) == 0 ? -1 : c;
 	}
-	for (int c = 0; c < l->ncols; c++) {
+	/* Seed rows may leave columns to their defaults; extracts must be complete. */
+	for (int c = 0; c < l->ncols && !l->seed; c++) {
 		const char *name = l->cols[c].name;
 		if (seen[c] || strcmp(name, COL_SYNCED) == 0 || strcmp(name, COL_POSITION) == 0)
 			continue;
@@ -369,12 +372,32 @@ static void add_pk_join(struct strbuf *sb, const struct load *l, const char *a, 
 	}
 }
 
+/* Seed rows: insert the keys that are not there yet. */
+static bool merge_seed(struct load *l, struct load_result *r, char *err, size_t errlen)
+{
+	struct strbuf sql;
+	bool ok;
+
+	strbuf_init(&sql);
+	strbuf_addf(&sql, "INSERT INTO %s (", l->qtable);
+	add_copy_columns(&sql, l, "");
+	strbuf_adds(&sql, ") SELECT ");
+	add_copy_columns(&sql, l, "s.");
+	strbuf_adds(&sql, " FROM pg_temp._ods_stage AS s ON CONFLICT DO NOTHING");
+	ok = exec_count(l, sql.data, &r->inserted, err, errlen);
+	r->unchanged = r->records - r->inserted;
+	strbuf_free(&sql);
+	return ok;
+}
+
 /* Merges the staging table into the target; see the model at the top. */
 static bool merge_stage(struct load *l, struct load_result *r, char *err, size_t errlen)
 {
 	struct strbuf sql;
 	bool ok = false, first = true;
 
+	if (l->seed)
+		return merge_seed(l, r, err, errlen);
 	strbuf_init(&sql);
 	/* UPDATE keys whose business columns differ; everything we loaded is written. */
 	strbuf_addf(&sql, "UPDATE %s AS t SET ", l->qtable);
@@ -622,8 +645,12 @@ static bool load_in_tx(struct load *l, struct load_result *r, char *err, size_t 
 		if (!db_exec_params(l->conn, "SELECT $1::timestamptz", 1, params, e, sizeof(e)))
 			return errf(err, errlen, "--as-of %s: %s", l->o->as_of, e);
 	}
-	if (!load_columns(l, err, errlen) || !lock_table(l, &empty, err, errlen) ||
-	    !open_file(l, err, errlen))
+	if (!load_columns(l, err, errlen))
+		return false;
+	empty = false;
+	if (!l->seed && !lock_table(l, &empty, err, errlen))
+		return false;
+	if (!open_file(l, err, errlen))
 		return false;
 	if (empty) {
 		if (!start_copy(l, l->qtable, err, errlen) ||
@@ -638,37 +665,56 @@ static bool load_in_tx(struct load *l, struct load_result *r, char *err, size_t 
 		    !merge_stage(l, r, err, errlen))
 			return false;
 	}
-	return record_success(l, empty, r, err, errlen) && db_exec(l->conn, "COMMIT", err, errlen);
+	return (l->seed || record_success(l, empty, r, err, errlen)) &&
+	       db_exec(l->conn, "COMMIT", err, errlen);
 }
 
-bool loader_run(PGconn *conn, const struct load_opts *o, struct load_result *r, char *err,
-                size_t errlen)
+static bool run(struct load *l, struct load_result *r, char *err, size_t errlen)
 {
-	struct load l = {.conn = conn, .o = o};
+	PGconn *conn = l->conn;
 	char e[ODS_ERRLEN];
+	char *q;
 	bool ok;
 
 	memset(r, 0, sizeof(*r));
 	if (PQsetClientEncoding(conn, "UTF8") != 0 ||
 	    !db_exec(conn, "SET TimeZone = 'UTC'", err, errlen))
 		return errf(err, errlen, "cannot prepare the session: %s", PQerrorMessage(conn));
-	char *q = PQescapeIdentifier(conn, o->table, strlen(o->table));
+	q = PQescapeIdentifier(conn, l->o->table, strlen(l->o->table));
 	if (!q)
 		return errf(err, errlen, "bad table name: %s", PQerrorMessage(conn));
-	l.qtable = xasprintf("synced.%s", q);
+	l->qtable = xasprintf("%s.%s", l->schema, q);
 	PQfreemem(q);
-	ok = load_in_tx(&l, r, e, sizeof(e));
+	ok = load_in_tx(l, r, e, sizeof(e));
 	if (!ok) {
 		PGresult *res;
 		/* Drain whatever is pending, roll back, then record the failure. */
 		while ((res = PQgetResult(conn)) != NULL)
 			PQclear(res);
 		PQclear(PQexec(conn, "ROLLBACK"));
-		record_failure(conn, o->table, e);
+		if (!l->seed)
+			record_failure(conn, l->o->table, e);
 		errf(err, errlen, "%s", e);
 	}
-	load_free(&l);
+	load_free(l);
 	return ok;
+}
+
+bool loader_run(PGconn *conn, const struct load_opts *o, struct load_result *r, char *err,
+                size_t errlen)
+{
+	struct load l = {.conn = conn, .o = o, .schema = "synced"};
+
+	return run(&l, r, err, errlen);
+}
+
+bool loader_seed(PGconn *conn, const char *table, const char *file, struct load_result *r,
+                 char *err, size_t errlen)
+{
+	struct load_opts o = {.table = table, .file = file};
+	struct load l = {.conn = conn, .o = &o, .schema = "native", .seed = true};
+
+	return run(&l, r, err, errlen);
 }
 
 void loader_print_result(FILE *out, const struct load_opts *o, const struct load_result *r)

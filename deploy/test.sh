@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# test.sh: the whole test suite, as CI runs it (.ci/run calls this).
+# Installs what it needs, builds in build-test/ with AddressSanitizer and
+# UBSan, checks formatting, runs `make check` (unit tests, and integration
+# tests each against a throwaway PostgreSQL), then prints one summary line.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+deploy/install-deps.sh
+[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null
+mkdir -p build-test
+cd build-test
+[ -f Makefile ] || ../configure --enable-sanitizers >/dev/null
+make -j"$(nproc)" >/dev/null
+make format-check
+
+status=0
+make -j"$(nproc)" check || status=$?
+if [ $status -ne 0 ]; then
+	cat test-suite.log >&2 || true
+fi
+
+# One closing line over every Check runner's "Checks: N, Failures: F, Errors: E".
+awk '/^[0-9]+%: Checks: / {
+	gsub(",", ""); n += $3; f += $5 + $7
+} END { printf "odsd tests: %d passed, %d failed\n", n - f, f }' $(find tests -name '*.log' ! -name test-suite.log)
+exit $status
