@@ -7,5 +7,6 @@
 Suite *config_suite(void);
 Suite *csv_suite(void);
 Suite *ndjson_suite(void);
+Suite *auth_suite(void);
 
 #endif
