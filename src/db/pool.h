@@ -1,0 +1,56 @@
+/*
+ * pool: db_pool_size connections to PostgreSQL as ods_authenticator, shared
+ * by the request threads.
+ *
+ * A request takes one connection with pool_acquire and gives it back with
+ * pool_release. Waiting is bounded: past db_pool_timeout_ms pool_acquire
+ * returns NULL and the caller answers 503 + Retry-After. Connections are
+ * opened lazily and replaced automatically: a connection released as broken
+ * (or found bad at checkout) is closed and reopened at its next use, so an
+ * outage heals by itself once PostgreSQL is back.
+ *
+ * Each connection is kept in libpq pipeline mode and remembers which route
+ * statements it has prepared, for the catalog generation it prepared them
+ * against (see db/call.h).
+ */
+#ifndef ODS_POOL_H
+#define ODS_POOL_H
+
+#include "core/util.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+struct pool;
+
+struct pool_conn {
+	PGconn *conn;
+	unsigned generation; /* route catalog generation of the statements prepared */
+	bool *prepared;      /* prepared[i]: route statement i exists on this connection */
+	int nprepared;
+};
+
+struct pool_stats {
+	int size;
+	int in_use;
+	int waiting;
+	unsigned long long timeouts;     /* pool_acquire gave up */
+	unsigned long long connects;     /* connections opened, first ones included */
+	unsigned long long connect_fail; /* failed attempts to open one */
+};
+
+struct pool *pool_new(const char *uri, int size);
+void pool_free(struct pool *p);
+
+/*
+ * A ready connection (opened and in pipeline mode), or NULL: the pool stayed
+ * full for timeout_ms (*timed_out = true), or PostgreSQL could not be reached
+ * (*timed_out = false, err says why).
+ */
+struct pool_conn *pool_acquire(struct pool *p, int timeout_ms, bool *timed_out, char *err,
+			       size_t errlen);
+/* broken: the connection failed (lost, protocol state unknown): replace it. */
+void pool_release(struct pool *p, struct pool_conn *pc, bool broken);
+void pool_stats(struct pool *p, struct pool_stats *out);
+
+#endif

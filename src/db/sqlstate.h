@@ -1,0 +1,20 @@
+/*
+ * sqlstate: the ONE mapping from a PostgreSQL error to an HTTP status and
+ * a problem code. Project route functions raise their own codes (class OD):
+ *   OD400 bad request, OD404 not found, OD409 conflict, OD412 precondition
+ *   failed, OD422 unprocessable; their MESSAGE becomes the problem detail.
+ */
+#ifndef ODS_SQLSTATE_H
+#define ODS_SQLSTATE_H
+
+struct sqlstate_map {
+	int status;	   /* HTTP status */
+	const char *code;  /* problem code, e.g. "forbidden" */
+	const char *title; /* problem title */
+	int expose_detail; /* nonzero: the server message is safe to show the client */
+};
+
+/* Never NULL: unknown states map to 500 "internal" without detail. */
+const struct sqlstate_map *sqlstate_to_http(const char *sqlstate);
+
+#endif
