@@ -175,7 +175,7 @@ char *util_read_file(const char *path, size_t *len_out, char *err, size_t errlen
 		return NULL;
 	}
 	strbuf_init(&sb);
-	strbuf_grow(&sb, 0);
+	strbuf_add(&sb, "", 0); /* an empty file still gets its NUL */
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
 		strbuf_add(&sb, buf, n);
 	if (ferror(f)) {

@@ -17,10 +17,10 @@
 #include <time.h>
 
 struct freshness_entry {
-	char *table_name; /* name in schema synced */
+	char *table_name;                        /* name in schema synced */
 	char *tier, *mode, *status, *last_error; /* last_error may be NULL */
 	bool has_as_of;
-	time_t as_of;	     /* source time up to which the table is complete */
+	time_t as_of;        /* source time up to which the table is complete */
 	time_t last_sync_at; /* 0 when never synced */
 	long long sla_s;
 	long long rows;
@@ -36,6 +36,7 @@ struct freshness_snapshot {
 struct freshness;
 
 struct freshness *freshness_new(void);
+/* Every snapshot taken with freshness_get must have been put back. */
 void freshness_free(struct freshness *f);
 
 /* Reloads the snapshot from ods.synced_tables over conn. */
@@ -43,7 +44,8 @@ bool freshness_refresh(struct freshness *f, PGconn *conn, char *err, size_t errl
 /* True once a snapshot has been loaded. */
 bool freshness_loaded(struct freshness *f);
 
-/* The current snapshot, referenced: release it with freshness_put. */
+/* The current snapshot, referenced (never NULL: empty before the first
+ * refresh): release it with freshness_put. */
 struct freshness_snapshot *freshness_get(struct freshness *f);
 void freshness_put(struct freshness *f, struct freshness_snapshot *s);
 
@@ -52,13 +54,13 @@ void freshness_put(struct freshness *f, struct freshness_snapshot *s);
  * snapshot are listed as stale with no as-of. Returns false when n == 0
  * (the route reads no synced table: no freshness headers at all). */
 struct freshness_headers {
-	char *freshness; /* ODS-Freshness value, caller frees */
-	long long data_age; /* ODS-Data-Age */
-	bool stale;	    /* ODS-Stale: ?1 / ?0 */
+	char *freshness;     /* ODS-Freshness value, caller frees */
+	long long data_age;  /* ODS-Data-Age; -1 when no table has an as-of (omit it) */
+	bool stale;          /* ODS-Stale: ?1 / ?0 */
 	time_t newest_as_of; /* for Last-Modified; 0 when none */
 };
 bool freshness_headers(const struct freshness_snapshot *s, const char *const *tables, int n,
-		       time_t now, struct freshness_headers *out);
+                       time_t now, struct freshness_headers *out);
 void freshness_headers_free(struct freshness_headers *h);
 
 #endif

@@ -105,7 +105,7 @@ static bool load_columns(struct load *l, char *err, size_t errlen)
 	        "  JOIN pg_class c ON c.oid = a.attrelid"
 	        "  JOIN pg_namespace n ON n.oid = c.relnamespace"
 	        "  LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
-	        " WHERE n.nspname = 'synced' AND c.relname = $1 AND c.relkind IN ('r', 'p')"
+	        " WHERE n.nspname = $2 AND c.relname = $1 AND c.relkind IN ('r', 'p')"
 	        "   AND a.attnum > 0 AND NOT a.attisdropped"
 	        " ORDER BY a.attnum";
 	const char *params[] = {l->o->table, l->schema};

@@ -1,0 +1,232 @@
+/*
+ * server: see server.h for the model. The access handler is called several
+ * times per request: first with no body (we allocate the request and check
+ * Content-Length), then once per body chunk, then a last time with no data,
+ * when we call the application's handler and queue its response.
+ */
+#include "autoconfig.h"
+
+#include "http/server.h"
+
+#include "core/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	struct http_server_opts o;
+	atomic_int inflight;
+	int port;
+};
+
+const char *request_header(const struct request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+double request_elapsed_ms(const struct request *req)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - req->start.tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - req->start.tv_nsec) / 1e6;
+}
+
+/* An incoming id is echoed only when it is short and plain. */
+static bool id_acceptable(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-",
+		            s[i]))
+			return false;
+	return true;
+}
+
+static void set_request_id(struct request *req)
+{
+	const char *in = request_header(req, "Request-Id");
+	unsigned char rnd[12];
+
+	if (!id_acceptable(in))
+		in = request_header(req, "X-Request-Id");
+	if (id_acceptable(in)) {
+		snprintf(req->id, sizeof(req->id), "%s", in);
+		return;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(req->id + 2 * i, 3, "%02x", rnd[i]);
+}
+
+static enum MHD_Result respond(struct http_server *s, struct request *req)
+{
+	int status = 500;
+	struct MHD_Response *r = s->o.handler(s->o.cls, req, &status);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO; /* out of memory in MHD: drop the connection */
+	req->status = status;
+	ret = MHD_queue_response(req->conn, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *s = cls;
+	struct request *req = *con_cls;
+
+	(void)version;
+	if (!req) {
+		const char *cl;
+		req = xcalloc(1, sizeof(*req));
+		*con_cls = req;
+		atomic_fetch_add(&s->inflight, 1);
+		clock_gettime(CLOCK_MONOTONIC, &req->start);
+		req->conn = conn;
+		req->path = xstrdup(url);
+		snprintf(req->method, sizeof(req->method), "%s", method);
+		strbuf_init(&req->body);
+		set_request_id(req);
+		/* Refuse an announced oversized body before reading any of it. */
+		cl = request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > s->o.max_body_bytes) {
+			req->body_too_large = true;
+			return respond(s, req);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		/* Chunked bodies have no length up front: stop buffering at the limit. */
+		if (!req->body_too_large &&
+		    req->body.len + *upload_data_size <= s->o.max_body_bytes)
+			strbuf_add(&req->body, upload_data, *upload_data_size);
+		else
+			req->body_too_large = true;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (req->status)
+		return MHD_YES; /* answered early (413) */
+	return respond(s, req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *s = cls;
+	struct request *req = *con_cls;
+
+	(void)conn;
+	if (!req)
+		return;
+	if (s->o.completed)
+		s->o.completed(s->o.cls, req, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	if (req->app_cleanup)
+		req->app_cleanup(req->app_data);
+	strbuf_free(&req->body);
+	free(req->path);
+	free(req);
+	*con_cls = NULL;
+	atomic_fetch_sub(&s->inflight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct strbuf sb;
+
+	(void)cls;
+	strbuf_init(&sb);
+	strbuf_vaddf(&sb, fmt, ap);
+	while (sb.len && sb.data[sb.len - 1] == '\n')
+		sb.data[--sb.len] = '\0';
+	log_debug("http: %s", sb.data ? sb.data : "");
+	strbuf_free(&sb);
+}
+
+struct http_server *http_server_start(const struct http_server_opts *o, char *err, size_t errlen)
+{
+	struct sockaddr_in6 a6 = {0};
+	struct sockaddr_in a4 = {0};
+	struct sockaddr *sa;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	struct http_server *s = xcalloc(1, sizeof(*s));
+	const union MHD_DaemonInfo *info;
+
+	s->o = *o;
+	if (inet_pton(AF_INET, o->addr, &a4.sin_addr) == 1) {
+		a4.sin_family = AF_INET;
+		a4.sin_port = htons((uint16_t)o->port);
+		sa = (struct sockaddr *)&a4;
+	} else if (inet_pton(AF_INET6, o->addr, &a6.sin6_addr) == 1) {
+		a6.sin6_family = AF_INET6;
+		a6.sin6_port = htons((uint16_t)o->port);
+		sa = (struct sockaddr *)&a6;
+		flags |= MHD_USE_IPv6;
+	} else {
+		free(s);
+		errf(err, errlen, "listen_addr %s is not a numeric IPv4 or IPv6 address", o->addr);
+		return NULL;
+	}
+	flags |= o->threads > 0 ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION;
+	s->daemon = MHD_start_daemon(
+	        flags, (uint16_t)o->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, sa,
+	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+	        (unsigned)o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+	        (unsigned)o->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	        o->max_header_bytes, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
+	        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+	        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 0),
+	        MHD_OPTION_END);
+	if (!s->daemon) {
+		errf(err, errlen, "cannot listen on %s port %d: %s", o->addr, o->port,
+		     errno ? strerror(errno) : "libmicrohttpd refused the options");
+		free(s);
+		return NULL;
+	}
+	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : o->port;
+	return s;
+}
+
+int http_server_port(const struct http_server *s)
+{
+	return s->port;
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+	MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+int http_server_inflight(const struct http_server *s)
+{
+	return atomic_load(&((struct http_server *)s)->inflight);
+}
+
+void http_server_stop(struct http_server *s)
+{
+	if (!s)
+		return;
+	MHD_stop_daemon(s->daemon);
+	free(s);
+}
