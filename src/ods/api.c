@@ -378,7 +378,7 @@ void api_completed(void *cls, struct request *req, bool aborted)
 	}
 	if (aborted)
 		json_object_set_new(o, "aborted", json_true());
-	line = json_dumps(o, JSON_COMPACT);
+	line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	json_decref(o);
 	if (line) {
 		size_t n = strlen(line);

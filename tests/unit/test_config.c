@@ -634,6 +634,46 @@ START_TEST(test_failed_reload_keeps_old)
 }
 END_TEST
 
+/*
+ * PgBouncer's optscan idea: every key of the config table is documented in
+ * the sample config (deploy/odsd.conf) and in README.md, and the sample
+ * itself loads.
+ */
+START_TEST(test_keys_documented)
+{
+	const char *top = getenv("ODS_TOP_SRCDIR");
+	char err[ODS_ERRLEN];
+	struct ods_config c;
+	char *sample, *readme, *path;
+
+	ck_assert_msg(top != NULL, "ODS_TOP_SRCDIR is not set");
+	path = xasprintf("%s/deploy/odsd.conf", top);
+	sample = util_read_file(path, NULL, err, sizeof(err));
+	ck_assert_msg(sample != NULL, "%s", err);
+	ck_assert_msg(config_load(&c, path, err, sizeof(err)), "%s", err);
+	config_free(&c);
+	free(path);
+	path = xasprintf("%s/README.md", top);
+	readme = util_read_file(path, NULL, err, sizeof(err));
+	ck_assert_msg(readme != NULL, "%s", err);
+	for (size_t i = 0; config_key(i); i++) {
+		char *line = xasprintf("\n#%s = ", config_key(i));
+		char *set = xasprintf("\n%s = ", config_key(i));
+		char *doc = xasprintf("`%s`", config_key(i));
+		ck_assert_msg(strstr(sample, line) || strstr(sample, set),
+			      "key %s is missing from deploy/odsd.conf", config_key(i));
+		ck_assert_msg(strstr(readme, doc), "key %s is not documented in README.md",
+			      config_key(i));
+		free(line);
+		free(set);
+		free(doc);
+	}
+	free(sample);
+	free(readme);
+	free(path);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -660,6 +700,7 @@ Suite *config_suite(void)
 	tcase_add_test(t, test_dump_round_trip);
 	tcase_add_test(t, test_reload_applies_reloadable_keys_only);
 	tcase_add_test(t, test_failed_reload_keeps_old);
+	tcase_add_test(t, test_keys_documented);
 	suite_add_tcase(s, t);
 	return s;
 }

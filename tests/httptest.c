@@ -1,0 +1,276 @@
+/*
+ * httptest: see httptest.h. The HTTP client is deliberately tiny: one
+ * request per connection (Connection: close), read until the server closes
+ * or Content-Length is satisfied, bounded by a 30 s socket timeout.
+ */
+#include "autoconfig.h"
+
+#include "httptest.h"
+#include "testutil.h"
+
+#include "admin/token.h"
+#include "core/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert(fd >= 0);
+	ck_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	ck_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int connect_to(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct timeval tv = {30, 0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void parse_response(struct strbuf *in, struct tu_http_response *out)
+{
+	char *end = in->data ? strstr(in->data, "\r\n\r\n") : NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (!end) {
+		out->head = xstrdup(in->data ? in->data : "");
+		out->body = xstrdup("");
+		return;
+	}
+	out->head = xstrndup(in->data, (size_t)(end - in->data) + 2);
+	out->body_len = in->len - (size_t)(end + 4 - in->data);
+	out->body = xstrndup(end + 4, out->body_len);
+	sscanf(out->head, "HTTP/1.%*d %d", &out->status);
+}
+
+/* Sends len bytes, then reads until EOF or the socket times out. */
+static bool exchange(int port, const void *bytes, size_t len, struct strbuf *in)
+{
+	char buf[65536];
+	ssize_t n;
+	size_t off = 0;
+	int fd = connect_to(port);
+
+	if (fd < 0)
+		return false;
+	while (off < len) {
+		n = send(fd, (const char *)bytes + off, len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break; /* the server may answer (413) and close before reading it all */
+		off += (size_t)n;
+	}
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		strbuf_add(in, buf, (size_t)n);
+	close(fd);
+	return true;
+}
+
+void tu_http_raw(int port, const void *bytes, size_t len, struct tu_http_response *out)
+{
+	struct strbuf in;
+
+	strbuf_init(&in);
+	ck_assert_msg(exchange(port, bytes, len, &in), "cannot connect to port %d", port);
+	parse_response(&in, out);
+	strbuf_free(&in);
+}
+
+void tu_http(int port, const char *method, const char *path, const char *headers,
+	     const char *body, struct tu_http_response *out)
+{
+	struct strbuf req;
+
+	strbuf_init(&req);
+	strbuf_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
+		    path, port);
+	if (headers)
+		strbuf_adds(&req, headers);
+	if (body)
+		strbuf_addf(&req, "Content-Length: %zu\r\n", strlen(body));
+	strbuf_adds(&req, "\r\n");
+	if (body)
+		strbuf_adds(&req, body);
+	tu_http_raw(port, req.data, req.len, out);
+	strbuf_free(&req);
+}
+
+char *tu_http_header(const struct tu_http_response *r, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = strstr(r->head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
+		const char *line = p + 2;
+		if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+			const char *v = line + n + 1, *e = strstr(v, "\r\n");
+			while (*v == ' ')
+				v++;
+			return xstrndup(v, e ? (size_t)(e - v) : strlen(v));
+		}
+	}
+	return NULL;
+}
+
+void tu_http_free(struct tu_http_response *r)
+{
+	free(r->head);
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+char *tu_token(const struct tu_odsd *o, const char *role, const char *scope, const char *sub)
+{
+	struct token_opts t = {.secret_file = o->secret_file, .role = role, .scope = scope,
+			       .sub = sub, .ttl = 3600};
+	char err[ODS_ERRLEN];
+	char *jwt = NULL;
+
+	ck_assert_msg(token_mint(&t, &jwt, err, sizeof(err)), "%s", err);
+	return jwt;
+}
+
+char *tu_auth_header(const struct tu_odsd *o, const char *role, const char *scope,
+		     const char *sub)
+{
+	char *t = tu_token(o, role, scope, sub);
+	char *h = xasprintf("Authorization: Bearer %s\r\n", t);
+
+	free(t);
+	return h;
+}
+
+/* odsd connects as ods_authenticator: same host, port and database. */
+static char *authenticator_uri(const char *uri)
+{
+	const char *at = strchr(uri, '@');
+
+	ck_assert_msg(at && strncmp(uri, "postgresql://", 13) == 0, "unexpected URI %s", uri);
+	return xasprintf("postgresql://ods_authenticator%s", at);
+}
+
+static bool ready(int port)
+{
+	struct tu_http_response r;
+	struct strbuf in;
+	const char req[] = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	bool ok;
+
+	strbuf_init(&in);
+	if (!exchange(port, req, sizeof(req) - 1, &in)) {
+		strbuf_free(&in);
+		return false;
+	}
+	parse_response(&in, &r);
+	ok = r.status == 200;
+	tu_http_free(&r);
+	strbuf_free(&in);
+	return ok;
+}
+
+struct tu_odsd *tu_odsd_start(const char *db_uri, const char *const *extra_env)
+{
+	struct tu_odsd *o = xcalloc(1, sizeof(*o));
+	const char *odsd = getenv("ODSD"), *top = getenv("ODS_TOP_SRCDIR");
+	struct timespec tick = {0, 50 * 1000 * 1000};
+	char *auth_uri = authenticator_uri(db_uri);
+	int status;
+
+	ck_assert_msg(odsd != NULL, "ODSD is not set");
+	o->dir = tu_tmpdir();
+	o->db_uri = xstrdup(db_uri);
+	o->secret_file = tu_write_file(o->dir, "jwt.secret", "odsd-test-secret-0123456789abcdef",
+				       33);
+	o->log_file = xasprintf("%s/odsd.log", o->dir);
+	o->port = free_port();
+	o->pid = fork();
+	ck_assert(o->pid >= 0);
+	if (o->pid == 0) {
+		char port[16];
+		snprintf(port, sizeof(port), "%d", o->port);
+		setenv("ODS_LISTEN_PORT", port, 1);
+		setenv("ODS_DB_URI", auth_uri, 1);
+		setenv("ODS_JWT_SECRET_FILE", o->secret_file, 1);
+		setenv("ODS_FRESHNESS_REFRESH_MS", "1000", 1);
+		setenv("ODS_LOG_LEVEL", "info", 1);
+		if (top) {
+			char *spec = xasprintf("%s/openapi.yaml", top);
+			setenv("ODS_OPENAPI_FILE", spec, 1);
+		}
+		for (const char *const *e = extra_env; e && *e; e++)
+			putenv((char *)*e);
+		if (!freopen(o->log_file, "w", stderr))
+			_exit(126);
+		execl(odsd, odsd, (char *)NULL);
+		_exit(127);
+	}
+	free(auth_uri);
+	/* Ready when /readyz says so: the database answered and the catalogs loaded. */
+	for (int i = 0; i < 400; i++) {
+		if (ready(o->port))
+			return o;
+		ck_assert_msg(waitpid(o->pid, &status, WNOHANG) == 0,
+			      "odsd exited during start-up; see %s", o->log_file);
+		nanosleep(&tick, NULL);
+	}
+	kill(o->pid, SIGKILL);
+	ck_abort_msg("odsd did not become ready within 20 s; see %s", o->log_file);
+	return NULL;
+}
+
+void tu_odsd_stop(struct tu_odsd *o)
+{
+	struct timespec tick = {0, 20 * 1000 * 1000};
+	int status = 0;
+	pid_t got = 0;
+
+	if (!o)
+		return;
+	kill(o->pid, SIGTERM);
+	for (int i = 0; i < 1500 && got == 0; i++) {
+		got = waitpid(o->pid, &status, WNOHANG);
+		if (got == 0)
+			nanosleep(&tick, NULL);
+	}
+	if (got == 0) {
+		kill(o->pid, SIGKILL);
+		waitpid(o->pid, &status, 0);
+		ck_abort_msg("odsd did not stop within 30 s of SIGTERM; see %s", o->log_file);
+	}
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "odsd exited with status %d (see %s)", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+		      o->log_file);
+	free(o->dir);
+	free(o->db_uri);
+	free(o->secret_file);
+	free(o->log_file);
+	free(o);
+}
