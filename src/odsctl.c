@@ -9,6 +9,7 @@
 #include "admin/demo_load.h"
 #include "admin/freshness.h"
 #include "admin/migrate.h"
+#include "admin/token.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "db/db.h"
@@ -25,7 +26,10 @@ static const char usage_text[] =
         "  demo generate --out DIR [--customers N] [--seed S] [--as-of RFC3339]\n"
         "  demo load --db URI --from DIR               synced extracts + native seed rows\n"
         "  sync load --db URI TABLE FILE [--as-of RFC3339] [--incremental]\n"
-        "  freshness --db URI                          freshness of every synced table\n";
+        "  freshness --db URI                          freshness of every synced table\n"
+        "  token --role R [--secret-file F] [--scope \"S ...\"] [--sub ID] [--ttl SECONDS]\n"
+        "        [--alg HS256|HS384|HS512|RS256|RS384|RS512|ES256|ES384] [--key-file PRIVATE.pem]\n"
+        "        [--kid K] [--aud A] [--iss I] [--claim NAME=VALUE ...]   print a dev JWT\n";
 
 static int usage(const char *why)
 {
@@ -49,7 +53,18 @@ enum {
 	OPT_SEED,
 	OPT_AS_OF,
 	OPT_FROM,
-	OPT_INCR
+	OPT_INCR,
+	OPT_SECRET_FILE,
+	OPT_ROLE,
+	OPT_SCOPE,
+	OPT_SUB,
+	OPT_TTL,
+	OPT_ALG,
+	OPT_KEY_FILE,
+	OPT_KID,
+	OPT_AUD,
+	OPT_ISS,
+	OPT_CLAIM
 };
 
 static const struct option long_opts[] = {
@@ -61,6 +76,17 @@ static const struct option long_opts[] = {
         {"as-of", required_argument, NULL, OPT_AS_OF},
         {"from", required_argument, NULL, OPT_FROM},
         {"incremental", no_argument, NULL, OPT_INCR},
+        {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+        {"role", required_argument, NULL, OPT_ROLE},
+        {"scope", required_argument, NULL, OPT_SCOPE},
+        {"sub", required_argument, NULL, OPT_SUB},
+        {"ttl", required_argument, NULL, OPT_TTL},
+        {"alg", required_argument, NULL, OPT_ALG},
+        {"key-file", required_argument, NULL, OPT_KEY_FILE},
+        {"kid", required_argument, NULL, OPT_KID},
+        {"aud", required_argument, NULL, OPT_AUD},
+        {"iss", required_argument, NULL, OPT_ISS},
+        {"claim", required_argument, NULL, OPT_CLAIM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -72,6 +98,8 @@ struct args {
 	bool incremental;
 	int npos;
 	char *pos[4];
+	struct token_opts token; /* odsctl token */
+	const char *claims[32];
 };
 
 static bool parse_number(const char *s, unsigned long long *out)
@@ -125,6 +153,44 @@ static bool parse_args(int argc, char **argv, struct args *a, char *err, size_t 
 			if (!parse_number(optarg, &n))
 				return errf(err, errlen, "--seed takes a non-negative number");
 			a->seed = n;
+			break;
+		case OPT_SECRET_FILE:
+			a->token.secret_file = optarg;
+			break;
+		case OPT_ROLE:
+			a->token.role = optarg;
+			break;
+		case OPT_SCOPE:
+			a->token.scope = optarg;
+			break;
+		case OPT_SUB:
+			a->token.sub = optarg;
+			break;
+		case OPT_ALG:
+			a->token.alg = optarg;
+			break;
+		case OPT_KEY_FILE:
+			a->token.key_file = optarg;
+			break;
+		case OPT_KID:
+			a->token.kid = optarg;
+			break;
+		case OPT_AUD:
+			a->token.aud = optarg;
+			break;
+		case OPT_ISS:
+			a->token.iss = optarg;
+			break;
+		case OPT_TTL:
+			if (!parse_number(optarg, &n) || n < 1 || n > 315360000)
+				return errf(err, errlen, "--ttl takes seconds from 1 to 315360000");
+			a->token.ttl = (long)n;
+			break;
+		case OPT_CLAIM:
+			if (a->token.nclaims == ODS_ARRAY_LEN(a->claims))
+				return errf(err, errlen, "too many --claim options");
+			a->claims[a->token.nclaims++] = optarg;
+			a->token.claims = a->claims;
 			break;
 		default:
 			return errf(err, errlen, "bad option");
@@ -226,6 +292,20 @@ static int cmd_freshness(const struct args *a)
 	return ok ? 0 : die("freshness", err);
 }
 
+static int cmd_token(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	char *jwt;
+
+	if (!a->token.role)
+		return usage("token: --role is required");
+	if (!token_mint(&a->token, &jwt, err, sizeof(err)))
+		return die("token", err);
+	printf("%s\n", jwt);
+	free(jwt);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char err[ODS_ERRLEN];
@@ -247,6 +327,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(&a);
 	if (strcmp(cmd, "freshness") == 0)
 		return cmd_freshness(&a);
+	if (strcmp(cmd, "token") == 0)
+		return cmd_token(&a);
 	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "generate") == 0)
 		return cmd_demo_generate(&a);
 	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "load") == 0)
