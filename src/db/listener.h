@@ -16,7 +16,7 @@ enum listener_event {
 	LISTENER_CONNECTED, /* (re)connected: reload everything */
 	LISTENER_FRESHNESS, /* NOTIFY ods_freshness */
 	LISTENER_ROUTES,    /* NOTIFY ods_routes */
-	LISTENER_TICK,	    /* periodic refresh */
+	LISTENER_TICK,      /* periodic refresh */
 };
 
 /* Called on the listener thread with its connection (use it for the reload queries). */

@@ -10,8 +10,8 @@
  * outage heals by itself once PostgreSQL is back.
  *
  * Each connection is kept in libpq pipeline mode and remembers which route
- * statements it has prepared, for the catalog generation it prepared them
- * against (see db/call.h).
+ * statements it has prepared, for which role and for the catalog generation
+ * it prepared them against (see db/call.h).
  */
 #ifndef ODS_POOL_H
 #define ODS_POOL_H
@@ -23,11 +23,20 @@
 
 struct pool;
 
+/*
+ * Route statements are prepared per app role, "r<index>_<slot>" (db/call.c):
+ * PostgreSQL checks EXECUTE on an inlined SQL function only when it plans,
+ * so a cached generic plan built under one role must never run under another.
+ */
+#define POOL_ROLE_SLOTS 16
+
 struct pool_conn {
 	PGconn *conn;
-	unsigned generation; /* route catalog generation of the statements prepared */
-	bool *prepared;      /* prepared[i]: route statement i exists on this connection */
-	int nprepared;
+	bool setup_prepared;          /* "ods_setup" exists on this connection */
+	unsigned generation;          /* route catalog generation of the statements prepared */
+	char *roles[POOL_ROLE_SLOTS]; /* the app role of each slot; NULL: unused */
+	bool *prepared;               /* prepared[index * POOL_ROLE_SLOTS + slot] exists */
+	int nprepared;                /* entries in prepared */
 };
 
 struct pool_stats {
@@ -48,7 +57,7 @@ void pool_free(struct pool *p);
  * (*timed_out = false, err says why).
  */
 struct pool_conn *pool_acquire(struct pool *p, int timeout_ms, bool *timed_out, char *err,
-			       size_t errlen);
+                               size_t errlen);
 /* broken: the connection failed (lost, protocol state unknown): replace it. */
 void pool_release(struct pool *p, struct pool_conn *pc, bool broken);
 void pool_stats(struct pool *p, struct pool_stats *out);

@@ -8,13 +8,14 @@
 #define ODS_SQLSTATE_H
 
 struct sqlstate_map {
-	int status;	   /* HTTP status */
-	const char *code;  /* problem code, e.g. "forbidden" */
-	const char *title; /* problem title */
-	int expose_detail; /* nonzero: the server message is safe to show the client */
+	int status;         /* HTTP status */
+	const char *code;   /* problem code, e.g. "forbidden" */
+	const char *title;  /* problem title */
+	int expose_detail;  /* nonzero: the server message is safe to show the client */
+	const char *detail; /* the fixed detail shown when expose_detail is 0, else NULL */
 };
 
-/* Never NULL: unknown states map to 500 "internal" without detail. */
+/* Never NULL: unknown states (and NULL or "") map to 500 "internal" without detail. */
 const struct sqlstate_map *sqlstate_to_http(const char *sqlstate);
 
 #endif

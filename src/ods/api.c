@@ -128,8 +128,10 @@ static void add_freshness(struct api_state *st, const struct route *route, struc
 	if (snap && freshness_headers(snap, (const char *const *)route->reads, route->nreads,
 	                              time(NULL), &fh)) {
 		MHD_add_response_header(r, "ODS-Freshness", fh.freshness);
-		snprintf(buf, sizeof(buf), "%lld", fh.data_age);
-		MHD_add_response_header(r, "ODS-Data-Age", buf);
+		if (fh.data_age >= 0) { /* -1: no table has an as-of yet */
+			snprintf(buf, sizeof(buf), "%lld", fh.data_age);
+			MHD_add_response_header(r, "ODS-Data-Age", buf);
+		}
 		MHD_add_response_header(r, "ODS-Stale", fh.stale ? "?1" : "?0");
 		if (fh.newest_as_of > 0) {
 			struct tm tm;
