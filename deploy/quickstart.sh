@@ -8,10 +8,11 @@
 #  3. migrates the database `ods` with odsctl migrate;
 #  4. generates demo extracts (.ods/demo) and loads them through the real
 #     sync path, odsctl demo load;
-#  5. starts odsd in the foreground once it exists; until then it stops
-#     after loading and says so.
+#  5. writes .ods/odsd.conf and a demo JWT secret, prints curl commands for
+#     every read endpoint with demo tokens (.ods/curl-examples.sh), and runs
+#     odsd in the foreground (Ctrl-C stops it; the cluster keeps running).
 #
-# Environment: ODS_PG_PORT [54329], ODS_DEMO_CUSTOMERS [100000].
+# Environment: ODS_PG_PORT [54329], ODS_HTTP_PORT [8080], ODS_DEMO_CUSTOMERS [100000].
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -84,17 +85,66 @@ say "demo data: $customers customers, loaded through odsctl sync load"
 say "freshness"
 ./odsctl freshness --db "$db_uri"
 
-if [ ! -x ./odsd ]; then
-	say "done"
-	cat <<MSG
-odsd (the HTTP API) is not part of this build yet, so the quickstart stops
-after loading. The data is in PostgreSQL:
+say "odsd"
+# A demo HMAC secret (32 random bytes, hex) and config, kept in .ods/.
+[ -s "$state/jwt.secret" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$state/jwt.secret"
+chmod 600 "$state/jwt.secret"
+http_port=${ODS_HTTP_PORT:-8080}
+cat >"$state/odsd.conf" <<CONF
+# written by deploy/quickstart.sh
+listen_addr = 127.0.0.1
+listen_port = $http_port
+db_uri = postgresql://ods_authenticator@127.0.0.1:$port/ods
+jwt_secret_file = $state/jwt.secret
+openapi_file = $top/openapi.yaml
+cors_origins = http://localhost:3000
+log_level = info
+CONF
 
-  psql '$db_uri' -c 'SELECT * FROM synced.customer_current LIMIT 5'
-  ./odsctl sync load --db '$db_uri' customer_current $state/demo/customer_current.csv
-  ./odsctl freshness --db '$db_uri'
+token() { ./odsctl token --secret-file "$state/jwt.secret" --ttl 86400 "$@"; }
+q() { psql "$db_uri" -tAXc "$1"; }
+customer=$(q "SELECT f.customer_id FROM native.fraud_cases f JOIN native.support_cases s USING (customer_id) WHERE f.status IN ('open','in_review') ORDER BY 1 LIMIT 1")
+[ -n "$customer" ] || customer=$(q "SELECT min(customer_id) FROM synced.customer_current")
+order=$(q "SELECT order_id FROM synced.order_current WHERE customer_id = $customer ORDER BY ordered_at DESC LIMIT 1")
+[ -n "$order" ] || order=$(q "SELECT min(order_id) FROM synced.order_current")
+read -r store sku < <(q "SELECT store_id, sku FROM native.store_actions WHERE status = 'open' ORDER BY 1, 2 LIMIT 1" | tr '|' ' ') || true
+[ -n "${store:-}" ] || read -r store sku < <(q "SELECT store_id, sku FROM synced.inventory_position ORDER BY 1, 2 LIMIT 1" | tr '|' ' ') || true
+work_order=$(q "SELECT work_order_id FROM native.dispatch_assignments ORDER BY assigned_at DESC LIMIT 1")
+[ -n "$work_order" ] || work_order=$(q "SELECT min(work_order_id) FROM synced.work_order_current")
 
-Stop the cluster with: ${as_pg[*]} $pgbin/pg_ctl -D $state/pg stop
+support=$(token --role support_agent --sub agent-ana --scope "customers:read cases:read cases:write orders:read")
+fraud=$(token --role fraud_analyst --sub analyst-fei --scope "customers:read fraud:read fraud:write" --claim region=emea)
+ops=$(token --role ops_manager --sub manager-omar --scope "inventory:read inventory:write orders:read")
+dispatch=$(token --role field_dispatcher --sub dispatcher-dee --scope "workorders:read workorders:write")
+base="http://127.0.0.1:$http_port"
+cat >"$state/curl-examples.sh" <<EX
+# odsd demo requests (tokens valid 24 h; re-run deploy/quickstart.sh for new ones)
+SUPPORT='$support'
+FRAUD='$fraud'
+OPS='$ops'
+DISPATCH='$dispatch'
+curl -s -i $base/healthz
+curl -s -i $base/readyz
+curl -s -i -H "Authorization: Bearer \$SUPPORT" $base/v1/customers/$customer
+curl -s -i -H "Authorization: Bearer \$SUPPORT" '$base/v1/customers/$customer/cases?status=open'
+curl -s -i -H "Authorization: Bearer \$SUPPORT" $base/v1/orders/$order
+curl -s -i -H "Authorization: Bearer \$FRAUD" '$base/v1/fraud/queue?limit=5'
+curl -s -i -H "Authorization: Bearer \$SUPPORT" '$base/v1/fraud/queue?limit=5'   # 403: the database refuses the support role
+curl -s -i -H "Authorization: Bearer \$OPS" $base/v1/inventory/$store/$sku
+curl -s -i -H "Authorization: Bearer \$DISPATCH" $base/v1/work-orders/$work_order
+curl -s -i -H "Authorization: Bearer \$SUPPORT" $base/v1/freshness
+curl -s $base/metrics | head -n 20
+curl -s $base/openapi.yaml | head -n 20
+EX
+cat <<MSG
+
+odsd is starting on $base (config: $state/odsd.conf). In another terminal:
+
+$(sed -e 's/^/  /' "$state/curl-examples.sh")
+
+(also saved as $state/curl-examples.sh: \`bash $state/curl-examples.sh\` runs them all)
+Stop odsd with Ctrl-C; the PostgreSQL cluster keeps running
+(stop it with: ${as_pg[*]} $pgbin/pg_ctl -D $state/pg stop).
+
 MSG
-	exit 0
-fi
+exec ./odsd --config "$state/odsd.conf"

@@ -657,8 +657,8 @@ START_TEST(test_keys_documented)
 	readme = util_read_file(path, NULL, err, sizeof(err));
 	ck_assert_msg(readme != NULL, "%s", err);
 	for (size_t i = 0; config_key(i); i++) {
-		char *line = xasprintf("\n#%s = ", config_key(i));
-		char *set = xasprintf("\n%s = ", config_key(i));
+		char *line = xasprintf("\n#%s =", config_key(i));
+		char *set = xasprintf("\n%s =", config_key(i));
 		char *doc = xasprintf("`%s`", config_key(i));
 		ck_assert_msg(strstr(sample, line) || strstr(sample, set),
 			      "key %s is missing from deploy/odsd.conf", config_key(i));
