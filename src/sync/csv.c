@@ -29,6 +29,7 @@ struct csv_reader {
 	size_t pos, end;
 	bool eof;
 	long long line; /* the physical line being read */
+	int col;        /* the 1-based field being read, for errors */
 	struct record_buf rec;
 };
 
@@ -73,8 +74,7 @@ static int next_byte(struct csv_reader *r, char *err, size_t errlen)
 
 static int bad_at(struct csv_reader *r, long long line, char *err, size_t errlen, const char *what)
 {
-	errf(err, errlen, "%s: line %lld, column %d: %s", source_path(r->src), line,
-	     r->rec.n ? r->rec.n : 1, what);
+	errf(err, errlen, "%s: line %lld, column %d: %s", source_path(r->src), line, r->col, what);
 	return -1;
 }
 
@@ -107,6 +107,7 @@ int csv_next(struct csv_reader *r, struct record *rec, char *err, size_t errlen)
 	int c;
 
 	record_buf_reset(&r->rec);
+	r->col = 1;
 	for (;;) {
 		c = next_byte(r, rerr, sizeof(rerr));
 		if (c == -2) {
@@ -139,6 +140,7 @@ int csv_next(struct csv_reader *r, struct record *rec, char *err, size_t errlen)
 			} else if (c == ',') {
 				record_buf_begin_field(&r->rec, true);
 				record_buf_end_field(&r->rec);
+				r->col++;
 			} else if (c == '\r') {
 				before_cr = st;
 				st = ST_CR;
@@ -156,6 +158,7 @@ int csv_next(struct csv_reader *r, struct record *rec, char *err, size_t errlen)
 		case ST_QUOTE_SEEN:
 			if (c == ',') {
 				record_buf_end_field(&r->rec);
+				r->col++;
 				st = ST_FIELD_START;
 			} else if (c == '\n') {
 				end_line(r, st);

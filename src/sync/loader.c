@@ -271,6 +271,20 @@ static bool encode_record(struct load *l, const struct record *rec, struct strbu
 }
 
 /*
+ * The "COPY t, line K..." line of an error's CONTEXT. Inner contexts come
+ * first: a bad jsonb value reads "JSON data, line 1: ...\nCOPY t, line K, ...".
+ */
+static const char *copy_context(const char *ctx)
+{
+	for (const char *p = ctx; p; p = strchr(p, '\n')) {
+		p += *p == '\n';
+		if (strncmp(p, "COPY ", 5) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/*
  * Turns a server error during COPY into "file: line N, column C: message".
  * COPY's CONTEXT reads "COPY t, line K[, column c: ...]": K counts records
  * we sent, so l->lines[K-1] is the file line.
@@ -280,7 +294,8 @@ static bool copy_error(struct load *l, const PGresult *res, char *err, size_t er
 	char msg[ODS_ERRLEN];
 	const char *ctx = PQresultErrorField(res, PG_DIAG_CONTEXT);
 	const char *col = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
-	const char *p = ctx ? strstr(ctx, ", line ") : NULL;
+	const char *copy = ctx ? copy_context(ctx) : NULL;
+	const char *p = copy ? strstr(copy, ", line ") : NULL;
 	long long k = p ? strtoll(p + 7, NULL, 10) : 0;
 	char colbuf[128] = "";
 

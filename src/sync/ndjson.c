@@ -110,6 +110,50 @@ static void add_real(struct strbuf *sb, double d)
 	strbuf_adds(sb, tmp);
 }
 
+/* v as compact JSON; reals in their shortest form, as add_real (json_dumps
+ * would print 0.1 as 0.10000000000000001). */
+static void add_json(struct strbuf *sb, json_t *v)
+{
+	const char *key;
+	json_t *e;
+	char *s;
+	bool first = true;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		strbuf_addc(sb, '{');
+		json_object_foreach(v, key, e)
+		{
+			json_t *k = json_string_nocheck(key);
+			s = json_dumps(k, JSON_ENCODE_ANY);
+			strbuf_addf(sb, "%s%s:", first ? "" : ",", s);
+			free(s);
+			json_decref(k);
+			add_json(sb, e);
+			first = false;
+		}
+		strbuf_addc(sb, '}');
+		break;
+	case JSON_ARRAY:
+		strbuf_addc(sb, '[');
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			if (i)
+				strbuf_addc(sb, ',');
+			add_json(sb, json_array_get(v, i));
+		}
+		strbuf_addc(sb, ']');
+		break;
+	case JSON_REAL:
+		add_real(sb, json_real_value(v));
+		break;
+	default:
+		s = json_dumps(v, JSON_ENCODE_ANY);
+		strbuf_adds(sb, s ? s : "null");
+		free(s);
+		break;
+	}
+}
+
 static void add_value(struct record_buf *b, json_t *v)
 {
 	record_buf_begin_field(b, json_is_null(v));
@@ -132,12 +176,9 @@ static void add_value(struct record_buf *b, json_t *v)
 	case JSON_NULL:
 		break;
 	case JSON_OBJECT:
-	case JSON_ARRAY: {
-		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		strbuf_adds(&b->bytes, s ? s : "null");
-		free(s);
+	case JSON_ARRAY:
+		add_json(&b->bytes, v);
 		break;
-	}
 	}
 	record_buf_end_field(b);
 }
