@@ -41,7 +41,8 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.pem
 openssl pkey -in "$work/rsa.pem" -pubout -out "$work/rsa.pub"
 
 port=$((20000 + RANDOM % 20000))
-claims='{"role":"support_agent","sub":"bench","scope":"customers:read"}'
+# pgbench would take ":read" for a variable: the same claims, colon-free.
+claims='{"role":"support_agent","sub":"bench","scope":"customers_read"}'
 
 start_odsd() { # ALG
 	local alg=$1

@@ -23,6 +23,7 @@ struct request {
 	char *path; /* owned copy of the URL path, without the query */
 	struct strbuf body;
 	bool body_too_large;
+	bool bad_framing; /* Content-Length and Transfer-Encoding both (RFC 9112 6.1) */
 	bool first_call_done;
 	struct timespec start;
 	double db_ms;      /* time spent in the database, for the log line */

@@ -104,8 +104,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		snprintf(req->method, sizeof(req->method), "%s", method);
 		strbuf_init(&req->body);
 		set_request_id(req);
-		/* Refuse an announced oversized body before reading any of it. */
 		cl = request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		/* Two framings at once: answered, then the connection closes (no smuggling). */
+		if (cl && request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+			req->bad_framing = true;
+			return respond(s, req);
+		}
+		/* Refuse an announced oversized body before reading any of it. */
 		if (cl && strtoull(cl, NULL, 10) > s->o.max_body_bytes) {
 			req->body_too_large = true;
 			return respond(s, req);
@@ -145,6 +150,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(req);
 	*con_cls = NULL;
 	atomic_fetch_sub(&s->inflight, 1);
+}
+
+/*
+ * Percent-decoding of the path and the query, as libmicrohttpd's default but
+ * for %00: a decoded NUL would cut the C string short, so "/a/1%00x" would be
+ * served as "/a/1" and "q=a%00b" would bind "a". It becomes 0xFF instead, a
+ * byte that is never valid UTF-8: no route template matches it (404) and the
+ * parameter binder rejects it (400).
+ */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	size_t n = MHD_http_unescape(s);
+
+	(void)cls;
+	(void)c;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\0')
+			s[i] = (char)0xFF;
+	return n;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -192,8 +216,8 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
 	        (unsigned)o->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	        o->max_header_bytes, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
 	        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-	        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 0),
-	        MHD_OPTION_END);
+	        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+	        (unsigned)(o->threads > 0 ? o->threads : 0), MHD_OPTION_END);
 	if (!s->daemon) {
 		errf(err, errlen, "cannot listen on %s port %d: %s", o->addr, o->port,
 		     errno ? strerror(errno) : "libmicrohttpd refused the options");

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 struct api_state {
@@ -302,8 +303,11 @@ static struct MHD_Response *handle_route(struct request *req, struct api_state *
 
 	authz = request_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
 	as = auth_verify(st->settings->auth, authz, &st->ident, why, sizeof(why));
+	/* RFC 6750 section 3.1: no error code unless a bearer token was sent. */
 	if (as == AUTH_MISSING || as == AUTH_INVALID)
-		return unauthorized(req, st, as == AUTH_INVALID, why, out);
+		return unauthorized(req, st,
+		                    as == AUTH_INVALID && strncasecmp(authz, "Bearer", 6) == 0, why,
+		                    out);
 	if (as != AUTH_OK)
 		return problem(req, st, 403, "forbidden", "Forbidden", why, out);
 	if (m.route->scope && !auth_identity_has_scope(st->ident, m.route->scope)) {
@@ -340,6 +344,12 @@ struct MHD_Response *api_handle(void *cls, struct request *req, int *status)
 		r = response_problem(req, 413, "payload_too_large", "Content Too Large", detail);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 		return finish(req, st, r, 413, status);
+	}
+	if (req->bad_framing) {
+		r = response_problem(req, 400, "bad_request", "Bad Request",
+		                     "Content-Length and Transfer-Encoding must not both be sent");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+		return finish(req, st, r, 400, status);
 	}
 	if (strcmp(req->method, "OPTIONS") == 0)
 		return preflight(req, st, status);

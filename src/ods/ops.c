@@ -92,7 +92,9 @@ struct MHD_Response *ops_handle(struct app *app, struct request *req, int *statu
 		metrics_render(app->metrics, &sb);
 		render_gauges(app, &sb);
 		*status = 200;
-		r = MHD_create_response_from_buffer_with_free_callback(sb.len, strbuf_detach(&sb),
+		/* sb.len before strbuf_detach resets it: argument order is unspecified */
+		size_t len = sb.len;
+		r = MHD_create_response_from_buffer_with_free_callback(len, strbuf_detach(&sb),
 		                                                       free);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 		                        "text/plain; version=0.0.4; charset=utf-8");

@@ -257,53 +257,61 @@ void routes_put(struct routes *rs, struct route_table *t)
 		table_free(t);
 }
 
-/* Matches path against r's template, capturing values into m. */
-static bool match_template(const struct route *r, const char *path, struct route_match *m)
+/* Whether the path's segments fit r's template (literal segments equal). */
+static bool fits(const struct route *r, char *const *segs, int n)
 {
-	char *p, *save = NULL;
-	int i = 0;
+	if (r->nseg != n)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (!is_param_seg(r->seg[i]) && strcmp(segs[i], r->seg[i]) != 0)
+			return false;
+	return true;
+}
 
-	snprintf(m->path_copy, sizeof(m->path_copy), "%s", path);
-	m->nvalues = 0;
-	for (p = strtok_r(m->path_copy, "/", &save); p; p = strtok_r(NULL, "/", &save), i++) {
-		if (i >= r->nseg)
-			return false;
-		if (is_param_seg(r->seg[i]))
-			m->values[m->nvalues++] = p;
-		else if (strcmp(p, r->seg[i]) != 0)
-			return false;
-	}
-	return i == r->nseg;
+static void add_allowed(struct route_match *m, const char *method)
+{
+	size_t n = strlen(m->allow);
+
+	snprintf(m->allow + n, sizeof(m->allow) - n, "%s%s%s", n ? ", " : "", method,
+	         strcmp(method, "GET") == 0 ? ", HEAD" : "");
 }
 
 enum route_match_result routes_match(const struct route_table *t, const char *method,
                                      const char *path, struct route_match *m)
 {
 	const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
+	char *segs[ROUTE_MAX_SEGMENTS], *save = NULL;
+	size_t len = strlen(path);
 	bool other = false;
+	int n = 0;
 
-	memset(m, 0, sizeof(*m));
+	m->route = NULL;
+	m->nvalues = 0;
+	m->allow[0] = '\0';
 	/* A trailing slash or an empty segment is not the same resource. */
-	if (strlen(path) >= sizeof(m->path_copy) || strstr(path, "//") ||
-	    (strlen(path) > 1 && path[strlen(path) - 1] == '/'))
+	if (len >= sizeof(m->path_copy) || strstr(path, "//") || (len > 1 && path[len - 1] == '/'))
 		return ROUTE_NOT_FOUND;
+	/* Split once; every template is compared against the same segments. */
+	memcpy(m->path_copy, path, len + 1);
+	for (char *p = strtok_r(m->path_copy, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+		if (n == ROUTE_MAX_SEGMENTS)
+			return ROUTE_NOT_FOUND;
+		segs[n++] = p;
+	}
 	for (int i = 0; t && i < t->n; i++) {
-		struct route_match tmp;
-		if (!match_template(&t->r[i], path, &tmp))
+		const struct route *r = &t->r[i];
+		if (!fits(r, segs, n))
 			continue;
-		if (strcmp(t->r[i].method, want) == 0) {
-			memcpy(m->path_copy, tmp.path_copy, sizeof(m->path_copy));
-			for (int v = 0; v < tmp.nvalues; v++)
-				m->values[v] = m->path_copy + (tmp.values[v] - tmp.path_copy);
-			m->nvalues = tmp.nvalues;
-			m->route = &t->r[i];
-			return ROUTE_FOUND;
+		if (strcmp(r->method, want) != 0) {
+			add_allowed(m, r->method);
+			other = true;
+			continue;
 		}
-		size_t n = strlen(m->allow);
-		snprintf(m->allow + n, sizeof(m->allow) - n, "%s%s", n ? ", " : "", t->r[i].method);
-		if (strcmp(t->r[i].method, "GET") == 0 && sizeof(m->allow) - strlen(m->allow) > 7)
-			strcat(m->allow, ", HEAD");
-		other = true;
+		for (int s = 0; s < n; s++)
+			if (is_param_seg(r->seg[s]))
+				m->values[m->nvalues++] = segs[s];
+		m->route = r;
+		return ROUTE_FOUND;
 	}
 	return other ? ROUTE_METHOD_NOT_ALLOWED : ROUTE_NOT_FOUND;
 }
