@@ -105,14 +105,14 @@ void tu_http_raw(int port, const void *bytes, size_t len, struct tu_http_respons
 	strbuf_free(&in);
 }
 
-void tu_http(int port, const char *method, const char *path, const char *headers,
-	     const char *body, struct tu_http_response *out)
+void tu_http(int port, const char *method, const char *path, const char *headers, const char *body,
+             struct tu_http_response *out)
 {
 	struct strbuf req;
 
 	strbuf_init(&req);
 	strbuf_addf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
-		    path, port);
+	            path, port);
 	if (headers)
 		strbuf_adds(&req, headers);
 	if (body)
@@ -149,8 +149,11 @@ void tu_http_free(struct tu_http_response *r)
 
 char *tu_token(const struct tu_odsd *o, const char *role, const char *scope, const char *sub)
 {
-	struct token_opts t = {.secret_file = o->secret_file, .role = role, .scope = scope,
-			       .sub = sub, .ttl = 3600};
+	struct token_opts t = {.secret_file = o->secret_file,
+	                       .role = role,
+	                       .scope = scope,
+	                       .sub = sub,
+	                       .ttl = 3600};
 	char err[ODS_ERRLEN];
 	char *jwt = NULL;
 
@@ -158,8 +161,7 @@ char *tu_token(const struct tu_odsd *o, const char *role, const char *scope, con
 	return jwt;
 }
 
-char *tu_auth_header(const struct tu_odsd *o, const char *role, const char *scope,
-		     const char *sub)
+char *tu_auth_header(const struct tu_odsd *o, const char *role, const char *scope, const char *sub)
 {
 	char *t = tu_token(o, role, scope, sub);
 	char *h = xasprintf("Authorization: Bearer %s\r\n", t);
@@ -207,8 +209,8 @@ struct tu_odsd *tu_odsd_start(const char *db_uri, const char *const *extra_env)
 	ck_assert_msg(odsd != NULL, "ODSD is not set");
 	o->dir = tu_tmpdir();
 	o->db_uri = xstrdup(db_uri);
-	o->secret_file = tu_write_file(o->dir, "jwt.secret", "odsd-test-secret-0123456789abcdef",
-				       33);
+	o->secret_file =
+	        tu_write_file(o->dir, "jwt.secret", "odsd-test-secret-0123456789abcdef", 33);
 	o->log_file = xasprintf("%s/odsd.log", o->dir);
 	o->port = free_port();
 	o->pid = fork();
@@ -238,7 +240,7 @@ struct tu_odsd *tu_odsd_start(const char *db_uri, const char *const *extra_env)
 		if (ready(o->port))
 			return o;
 		ck_assert_msg(waitpid(o->pid, &status, WNOHANG) == 0,
-			      "odsd exited during start-up; see %s", o->log_file);
+		              "odsd exited during start-up; see %s", o->log_file);
 		nanosleep(&tick, NULL);
 	}
 	kill(o->pid, SIGKILL);
@@ -266,8 +268,8 @@ void tu_odsd_stop(struct tu_odsd *o)
 		ck_abort_msg("odsd did not stop within 30 s of SIGTERM; see %s", o->log_file);
 	}
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "odsd exited with status %d (see %s)", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-		      o->log_file);
+	              "odsd exited with status %d (see %s)",
+	              WIFEXITED(status) ? WEXITSTATUS(status) : -1, o->log_file);
 	free(o->dir);
 	free(o->db_uri);
 	free(o->secret_file);

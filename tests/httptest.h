@@ -12,9 +12,9 @@
 struct tu_odsd {
 	pid_t pid;
 	int port;
-	char *dir;	   /* temp dir with the secret, the config, the log */
+	char *dir;         /* temp dir with the secret, the config, the log */
 	char *secret_file; /* HS256 secret odsd trusts */
-	char *db_uri;	   /* the superuser URI of odsd's database */
+	char *db_uri;      /* the superuser URI of odsd's database */
 	char *log_file;
 };
 
@@ -36,8 +36,8 @@ struct tu_http_response {
 };
 
 /* One request on a fresh connection. headers: raw "Name: value\r\n" lines or NULL. */
-void tu_http(int port, const char *method, const char *path, const char *headers,
-	     const char *body, struct tu_http_response *out);
+void tu_http(int port, const char *method, const char *path, const char *headers, const char *body,
+             struct tu_http_response *out);
 /* Sends raw bytes and reads the whole answer (status 0 when none could be parsed). */
 void tu_http_raw(int port, const void *bytes, size_t len, struct tu_http_response *out);
 /* A header's value (case-insensitive name), caller frees; NULL when absent. */
@@ -47,7 +47,6 @@ void tu_http_free(struct tu_http_response *r);
 /* An HS256 token for odsd o: role, scope ("a b"), sub; ttl 3600 s. Caller frees. */
 char *tu_token(const struct tu_odsd *o, const char *role, const char *scope, const char *sub);
 /* "Authorization: Bearer <token>\r\n" for the same arguments. Caller frees. */
-char *tu_auth_header(const struct tu_odsd *o, const char *role, const char *scope,
-		     const char *sub);
+char *tu_auth_header(const struct tu_odsd *o, const char *role, const char *scope, const char *sub);
 
 #endif

@@ -38,7 +38,7 @@ bool loader_run(PGconn *conn, const struct load_opts *o, struct load_result *r, 
 /* Inserts the rows of a CSV/NDJSON file into native.<table>, skipping keys
  * that exist (demo seed rows): r->inserted new, r->unchanged skipped. */
 bool loader_seed(PGconn *conn, const char *table, const char *file, struct load_result *r,
-		 char *err, size_t errlen) ODS_MUST_CHECK;
+                 char *err, size_t errlen) ODS_MUST_CHECK;
 
 void loader_print_result(FILE *out, const struct load_opts *o, const struct load_result *r);
 

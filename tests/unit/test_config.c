@@ -661,9 +661,9 @@ START_TEST(test_keys_documented)
 		char *set = xasprintf("\n%s =", config_key(i));
 		char *doc = xasprintf("`%s`", config_key(i));
 		ck_assert_msg(strstr(sample, line) || strstr(sample, set),
-			      "key %s is missing from deploy/odsd.conf", config_key(i));
+		              "key %s is missing from deploy/odsd.conf", config_key(i));
 		ck_assert_msg(strstr(readme, doc), "key %s is not documented in README.md",
-			      config_key(i));
+		              config_key(i));
 		free(line);
 		free(set);
 		free(doc);
