@@ -7,6 +7,7 @@
  *   Parse "ods_setup"       when the connection lacks it (new, or deallocated)
  *   Parse "r<index>_<slot>" when the connection lacks the route statement
  *   Bind/Execute ods_setup  role, claims, statement_timeout (all SET LOCAL)
+ *   Bind/Execute pre_sql    only when the call has one (the idempotency check)
  *   Bind/Execute the route statement
  * The Parses come first so that names resolve as ods_authenticator, before
  * the role switch.
@@ -52,7 +53,14 @@ static const char setup_sql[] = "SELECT set_config('role', $1, true), "
                                 "set_config('request.jwt.claims', $2, true), "
                                 "set_config('statement_timeout', $3, true)";
 
-enum step { STEP_DEALLOCATE, STEP_PREPARE_SETUP, STEP_PREPARE_ROUTE, STEP_SETUP, STEP_ROUTE };
+enum step {
+	STEP_DEALLOCATE,
+	STEP_PREPARE_SETUP,
+	STEP_PREPARE_ROUTE,
+	STEP_SETUP,
+	STEP_PRE,
+	STEP_ROUTE
+};
 
 /* The slot of role on this connection (assigned on first use); -1 when full. */
 static int role_slot(struct pool_conn *pc, const char *role)
@@ -90,7 +98,7 @@ static bool holds_route_statements(const struct pool_conn *pc)
 struct plan {
 	const char *name; /* the route statement; "" = the unnamed one, parsed each time */
 	int key;          /* its entry in pc->prepared, or -1 */
-	enum step steps[5];
+	enum step steps[6];
 	int nsteps;
 };
 
@@ -112,6 +120,7 @@ static void step_done(struct pool_conn *pc, const struct db_call *c, const struc
 			pc->prepared[p->key] = true;
 		break;
 	case STEP_SETUP:
+	case STEP_PRE:
 	case STEP_ROUTE:
 		break;
 	}
@@ -164,6 +173,12 @@ static bool send_call(struct pool_conn *pc, const struct db_call *c, struct plan
 	if (!PQsendQueryPrepared(conn, SETUP_NAME, 3, setup_values, NULL, NULL, 0))
 		return false;
 	p->steps[p->nsteps++] = STEP_SETUP;
+	if (c->pre_sql) {
+		if (!PQsendQueryParams(conn, c->pre_sql, c->pre_nparams, NULL, c->pre_values, NULL,
+		                       NULL, 0))
+			return false;
+		p->steps[p->nsteps++] = STEP_PRE;
+	}
 	if (!PQsendQueryPrepared(conn, p->name, c->nparams, c->values, NULL, NULL, 0))
 		return false;
 	p->steps[p->nsteps++] = STEP_ROUTE;

@@ -35,6 +35,12 @@ struct db_call {
 	const char *stmt_sql; /* its SQL, prepared when the connection lacks it */
 	int nparams;
 	const char *const *values; /* text values, NULL = SQL NULL */
+	/* Optional: one more statement between the setup and the route, in the
+	 * same transaction (unnamed: parsed each time), e.g. the idempotency
+	 * check; when it fails the route does not run. */
+	const char *pre_sql;
+	int pre_nparams;
+	const char *const *pre_values;
 };
 
 enum db_call_status {

@@ -7,6 +7,7 @@
 #include "autoconfig.h"
 
 #include "ods/api.h"
+#include "ods/idempotency.h"
 
 #include "core/log.h"
 #include "db/call.h"
@@ -227,7 +228,7 @@ static struct MHD_Response *from_sql_error(struct request *req, struct api_state
 
 static struct MHD_Response *call_route(struct request *req, struct api_state *st,
                                        const struct route *route, const struct bound_params *bp,
-                                       int *out)
+                                       const struct idem *idem, int *out)
 {
 	const struct ods_config *cfg = &st->settings->cfg;
 	char err[ODS_ERRLEN];
@@ -259,12 +260,31 @@ static struct MHD_Response *call_route(struct request *req, struct api_state *st
 	        .nparams = bp->n,
 	        .values = bp->values,
 	};
+	const char *check_values[2] = {idem->key, idem->hash};
+	if (idem->active) {
+		/* Separate statements: the idempotent form of the call is another SQL text. */
+		c.stmt_index = route->index + st->routes->n;
+		c.stmt_sql = route->sql_idem;
+		c.nparams = bp->n + 2;
+		c.values = idem->values;
+		c.pre_sql = IDEM_CHECK_SQL;
+		c.pre_nparams = 2;
+		c.pre_values = check_values;
+	}
 	enum db_call_status cs = db_call_run(pc, &c, &res, err, sizeof(err));
 	pool_release(st->app->pool, pc, cs == DB_CALL_CONN_ERROR);
 	req->db_ms += request_elapsed_ms(req) - ((double)(t0.tv_sec - req->start.tv_sec) * 1e3 +
 	                                         (double)(t0.tv_nsec - req->start.tv_nsec) / 1e6);
 	if (cs == DB_CALL_OK)
 		return from_result(req, st, route, bp, res, out);
+	if (cs == DB_CALL_SQL_ERROR && idem->active) {
+		int status = 0;
+		r = idem_replay(req, res, &status);
+		if (r) {
+			add_freshness(st, route, r);
+			return finish(req, st, r, status, out);
+		}
+	}
 	if (cs == DB_CALL_SQL_ERROR)
 		return from_sql_error(req, st, res, out);
 	PQclear(res);
@@ -280,6 +300,7 @@ static struct MHD_Response *handle_route(struct request *req, struct api_state *
 	struct route_match m;
 	struct bound_params bp;
 	struct param_error pe;
+	struct idem idem;
 	enum route_match_result mr;
 	enum auth_status as;
 	const char *authz;
@@ -320,7 +341,12 @@ static struct MHD_Response *handle_route(struct request *req, struct api_state *
 		               pe.status == 415 ? "Unsupported Media Type" : "Bad Request",
 		               pe.detail, out);
 	}
-	r = call_route(req, st, m.route, &bp, out);
+	if (!idem_prepare(req, m.route, &bp, &idem, &pe)) {
+		params_free(&bp);
+		return problem(req, st, pe.status, pe.code, "Bad Request", pe.detail, out);
+	}
+	r = call_route(req, st, m.route, &bp, &idem, out);
+	idem_free(&idem);
 	params_free(&bp);
 	return r;
 }

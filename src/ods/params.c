@@ -245,13 +245,49 @@ static bool bind_body(const struct route *r, struct request *req, struct bound_p
 	return true;
 }
 
+/* If-Match: one entity tag, passed without W/ and quotes ("*" as is). */
+static bool bind_if_match(const struct route *r, struct request *req, struct bound_params *bp,
+                          struct param_error *e)
+{
+	const char *v = request_header(req, MHD_HTTP_HEADER_IF_MATCH);
+	size_t n;
+	int a = -1;
+
+	for (int i = 0; i < r->nargs; i++)
+		if (r->args[i].source == ARG_IF_MATCH)
+			a = i;
+	if (a < 0 || !v)
+		return true;
+	while (*v == ' ')
+		v++;
+	if (strncmp(v, "W/", 2) == 0)
+		v += 2;
+	n = strlen(v);
+	while (n > 0 && v[n - 1] == ' ')
+		n--;
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v++;
+		n -= 2;
+	}
+	if (n == 0 || n > 128 || memchr(v, '"', n) || memchr(v, ',', n))
+		return bad(e, 400, "bad_request", "If-Match must hold one entity tag%s%s", "", "");
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x21 || (unsigned char)v[i] > 0x7e)
+			return bad(e, 400, "bad_request", "If-Match must hold one entity tag%s%s",
+			           "", "");
+	bp->if_match = xstrndup(v, n);
+	bp->values[a] = bp->if_match;
+	return true;
+}
+
 bool params_bind(const struct route *r, const struct route_match *m, struct request *req,
                  struct bound_params *out, struct param_error *e)
 {
 	memset(out, 0, sizeof(*out));
 	out->n = r->nargs;
 	out->values = xcalloc((size_t)r->nargs + 1, sizeof(char *));
-	return bind_path(r, m, out, e) && bind_query(r, req, out, e) && bind_body(r, req, out, e);
+	return bind_path(r, m, out, e) && bind_query(r, req, out, e) && bind_body(r, req, out, e) &&
+	       bind_if_match(r, req, out, e);
 }
 
 void params_free(struct bound_params *bp)
@@ -261,6 +297,7 @@ void params_free(struct bound_params *bp)
 		free(bp->qval[q]);
 	}
 	free(bp->values);
+	free(bp->if_match);
 	memset(bp, 0, sizeof(*bp));
 }
 

@@ -20,6 +20,7 @@ struct bound_params {
 	/* the query as received (decoded), to build the Link of the next page */
 	char *qkey[PARAMS_MAX_QUERY], *qval[PARAMS_MAX_QUERY];
 	int nq;
+	char *if_match; /* the If-Match entity tag, owned */
 };
 
 struct param_error {

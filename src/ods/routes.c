@@ -27,7 +27,10 @@ static const char catalog_sql[] =
         "                                 ARRAY[coalesce(cardinality(p.proargnames), 0)])))"
         "                      WITH ORDINALITY AS a(n, m, o) WHERE a.m IN ('i', 'b', 'v')),"
         "  'argtypes', (SELECT coalesce(json_agg(format_type(t.t, NULL) ORDER BY t.o), '[]')"
-        "                 FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS t(t, o))"
+        "                 FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS t(t, o)),"
+        "  'outnames', (SELECT coalesce(json_agg(a.n), '[]')"
+        "                 FROM unnest(p.proargnames, p.proargmodes) AS a(n, m)"
+        "                WHERE a.m IN ('o', 'b', 't'))"
         ") ORDER BY r.path, r.method), '[]')"
         "  FROM ods.routes r LEFT JOIN pg_proc p ON p.oid = to_regproc(r.function)";
 
@@ -52,6 +55,7 @@ static void route_clear(struct route *r)
 	}
 	free(r->args);
 	free(r->sql);
+	free(r->sql_idem);
 	free(r->label);
 }
 
@@ -102,6 +106,22 @@ static bool template_has_param(const struct route *r, const char *name)
 	return false;
 }
 
+/* Whether the function's result columns include body, status, location, etag. */
+static bool returns_response(json_t *outnames)
+{
+	static const char *const need[] = {"body", "status", "location", "etag"};
+	size_t found = 0;
+
+	for (size_t i = 0; i < ODS_ARRAY_LEN(need); i++)
+		for (size_t j = 0; j < json_array_size(outnames); j++)
+			if (strcmp(json_string_value(json_array_get(outnames, j)) ?: "", need[i]) ==
+			    0) {
+				found++;
+				break;
+			}
+	return found == ODS_ARRAY_LEN(need);
+}
+
 /* Fills r from one catalog object; false (with why) when the route is unusable. */
 static bool route_build(struct route *r, json_t *o, char *why, size_t whylen)
 {
@@ -136,14 +156,22 @@ static bool route_build(struct route *r, json_t *o, char *why, size_t whylen)
 		struct route_arg *arg = &r->args[a];
 		arg->name = xstrdup(json_string_value(json_array_get(names, (size_t)a)) ?: "");
 		arg->type = xstrdup(json_string_value(json_array_get(types, (size_t)a)) ?: "text");
-		arg->source = strcmp(arg->name, "p_body") == 0   ? ARG_BODY
-		              : template_has_param(r, arg->name) ? ARG_PATH
-		                                                 : ARG_QUERY;
+		if (strcmp(arg->name, "p_body") == 0)
+			arg->source = ARG_BODY;
+		else if (strcmp(arg->name, "p_if_match") == 0)
+			arg->source = ARG_IF_MATCH;
+		else
+			arg->source = template_has_param(r, arg->name) ? ARG_PATH : ARG_QUERY;
 		strbuf_addf(&sql, "%s\"%s\" => $%d::%s", a ? ", " : "", arg->name, a + 1,
 		            arg->type);
 	}
 	strbuf_adds(&sql, ")");
 	r->sql = strbuf_detach(&sql);
+	if (strcmp(r->method, "POST") == 0 && returns_response(json_object_get(o, "outnames")))
+		r->sql_idem = xasprintf(
+		        "WITH r AS (%s), s AS (SELECT ods.idempotency_store($%d, $%d, r.status, "
+		        "r.location, r.etag, r.body::text) FROM r) SELECT r.* FROM r, s",
+		        r->sql, r->nargs + 1, r->nargs + 2);
 	for (int s = 0; s < r->nseg; s++) {
 		if (!is_param_seg(r->seg[s]))
 			continue;

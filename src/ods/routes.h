@@ -19,7 +19,10 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
-enum arg_source { ARG_PATH, ARG_QUERY, ARG_BODY };
+/* Where an argument's value comes from: p_body is the JSON body, p_if_match
+ * the If-Match header's entity tag (unquoted), anything else a path
+ * parameter of the same name or else a query parameter. */
+enum arg_source { ARG_PATH, ARG_QUERY, ARG_BODY, ARG_IF_MATCH };
 
 struct route_arg {
 	char *name;
@@ -37,7 +40,11 @@ struct route {
 	int nseg;
 	struct route_arg *args;
 	int nargs;
-	char *sql;   /* SELECT * FROM ods_api.fn(a => $1::type, ...) */
+	char *sql; /* SELECT * FROM ods_api.fn(a => $1::type, ...) */
+	/* For POST routes whose function returns body, status, location and etag:
+	 * the same call that also stores the response under an Idempotency-Key
+	 * ($n+1 key, $n+2 request hash) in the same transaction; else NULL. */
+	char *sql_idem;
 	char *label; /* "GET /v1/customers/{customer_id}" for logs and metrics */
 };
 
