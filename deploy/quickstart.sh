@@ -103,7 +103,7 @@ CONF
 
 token() { ./odsctl token --secret-file "$state/jwt.secret" --ttl 86400 "$@"; }
 q() { psql "$db_uri" -tAXc "$1"; }
-customer=$(q "SELECT f.customer_id FROM native.fraud_cases f JOIN native.support_cases s USING (customer_id) WHERE f.status IN ('open','in_review') ORDER BY 1 LIMIT 1")
+customer=$(q "SELECT f.customer_id FROM native.fraud_cases f JOIN native.support_cases s USING (customer_id) WHERE f.status IN ('open','in_review') AND s.status = 'open' ORDER BY 1 LIMIT 1")
 [ -n "$customer" ] || customer=$(q "SELECT min(customer_id) FROM synced.customer_current")
 order=$(q "SELECT order_id FROM synced.order_current WHERE customer_id = $customer ORDER BY ordered_at DESC LIMIT 1")
 [ -n "$order" ] || order=$(q "SELECT min(order_id) FROM synced.order_current")
@@ -112,8 +112,11 @@ read -r store sku < <(q "SELECT store_id, sku FROM native.store_actions WHERE st
 work_order=$(q "SELECT work_order_id FROM native.dispatch_assignments ORDER BY assigned_at DESC LIMIT 1")
 [ -n "$work_order" ] || work_order=$(q "SELECT min(work_order_id) FROM synced.work_order_current")
 
-support=$(token --role support_agent --sub agent-ana --scope "customers:read cases:read cases:write orders:read")
-fraud=$(token --role fraud_analyst --sub analyst-fei --scope "customers:read fraud:read fraud:write" --claim region=emea)
+region=$(q "SELECT region FROM native.fraud_cases WHERE status IN ('open','in_review') GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+# The support token carries fraud:read on purpose: the fraud queue still answers
+# 403, because the database grants the support role nothing there.
+support=$(token --role support_agent --sub agent-ana --scope "customers:read cases:read cases:write orders:read fraud:read")
+fraud=$(token --role fraud_analyst --sub analyst-fei --scope "customers:read fraud:read fraud:write" --claim "region=${region:-west}")
 ops=$(token --role ops_manager --sub manager-omar --scope "inventory:read inventory:write orders:read")
 dispatch=$(token --role field_dispatcher --sub dispatcher-dee --scope "workorders:read workorders:write")
 base="http://127.0.0.1:$http_port"
@@ -129,7 +132,7 @@ curl -s -i -H "Authorization: Bearer \$SUPPORT" $base/v1/customers/$customer
 curl -s -i -H "Authorization: Bearer \$SUPPORT" '$base/v1/customers/$customer/cases?status=open'
 curl -s -i -H "Authorization: Bearer \$SUPPORT" $base/v1/orders/$order
 curl -s -i -H "Authorization: Bearer \$FRAUD" '$base/v1/fraud/queue?limit=5'
-curl -s -i -H "Authorization: Bearer \$SUPPORT" '$base/v1/fraud/queue?limit=5'   # 403: the database refuses the support role
+curl -s -i -H "Authorization: Bearer \$SUPPORT" '$base/v1/fraud/queue?limit=5'   # 403 from the database grant, despite fraud:read
 curl -s -i -H "Authorization: Bearer \$OPS" $base/v1/inventory/$store/$sku
 curl -s -i -H "Authorization: Bearer \$DISPATCH" $base/v1/work-orders/$work_order
 curl -s -i -H "Authorization: Bearer \$SUPPORT" $base/v1/freshness

@@ -6,7 +6,21 @@
 
 #include "db/db.h"
 
+#include "core/log.h"
+
 #include <string.h>
+
+/* Server NOTICEs (e.g. "schema already exists, skipping" from migrations) are
+ * chatter for operators: debug level, not stderr noise. */
+static void on_notice(void *arg, const char *message)
+{
+	size_t n = strlen(message);
+
+	(void)arg;
+	while (n > 0 && message[n - 1] == '\n')
+		n--;
+	log_debug("postgres: %.*s", (int)n, message);
+}
 
 PGconn *db_connect(const char *uri, const char *app_name, char *err, size_t errlen)
 {
@@ -26,6 +40,7 @@ PGconn *db_connect(const char *uri, const char *app_name, char *err, size_t errl
 		PQfinish(conn);
 		return NULL;
 	}
+	PQsetNoticeProcessor(conn, on_notice, NULL);
 	return conn;
 }
 
