@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,10 +55,25 @@ static bool id_acceptable(const char *s)
 	return true;
 }
 
+/* 64 random bits per call from a per-thread xorshift64* seeded by getrandom:
+ * ids need to be unique across odsd copies, not secret. */
+static uint64_t next_random(void)
+{
+	static _Thread_local uint64_t state;
+
+	if (state == 0 && (getrandom(&state, sizeof(state), 0) != sizeof(state) || state == 0))
+		state = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&state ^ 0x9E3779B97F4A7C15ULL;
+	state ^= state >> 12;
+	state ^= state << 25;
+	state ^= state >> 27;
+	return state * 0x2545F4914F6CDD1DULL;
+}
+
 static void set_request_id(struct request *req)
 {
+	static const char hex[] = "0123456789abcdef";
 	const char *in = request_header(req, "Request-Id");
-	unsigned char rnd[12];
+	uint64_t a = next_random(), b = next_random();
 
 	if (!id_acceptable(in))
 		in = request_header(req, "X-Request-Id");
@@ -65,10 +81,11 @@ static void set_request_id(struct request *req)
 		snprintf(req->id, sizeof(req->id), "%s", in);
 		return;
 	}
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		memset(rnd, 0, sizeof(rnd));
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(req->id + 2 * i, 3, "%02x", rnd[i]);
+	for (int i = 0; i < 16; i++)
+		req->id[i] = hex[(a >> (60 - 4 * i)) & 15];
+	for (int i = 0; i < 8; i++)
+		req->id[16 + i] = hex[(b >> (60 - 4 * i)) & 15];
+	req->id[24] = '\0';
 }
 
 static enum MHD_Result respond(struct http_server *s, struct request *req)
