@@ -146,6 +146,17 @@ static void add_freshness(struct api_state *st, const struct route *route, struc
 	freshness_put(st->app->fresh, snap);
 }
 
+/* Result columns named count_<name> feed the counter ods_<name>_total. */
+static void count_columns(struct api_state *st, const PGresult *res)
+{
+	for (int c = 0; c < PQnfields(res); c++) {
+		const char *name = PQfname(res, c);
+		if (strncmp(name, "count_", 6) == 0 && name[6] && PQntuples(res) > 0 &&
+		    !PQgetisnull(res, 0, c))
+			metrics_count(st->app->metrics, name + 6, atoll(PQgetvalue(res, 0, c)));
+	}
+}
+
 static int column(const PGresult *res, const char *name)
 {
 	return PQfnumber(res, name);
@@ -177,6 +188,7 @@ static struct MHD_Response *from_result(struct request *req, struct api_state *s
 	}
 	if (cstatus >= 0 && !PQgetisnull(res, 0, cstatus))
 		status = atoi(PQgetvalue(res, 0, cstatus));
+	count_columns(st, res);
 	if (cetag >= 0 && !PQgetisnull(res, 0, cetag))
 		snprintf(etag, sizeof(etag), "\"%s\"", PQgetvalue(res, 0, cetag));
 	else if (get)

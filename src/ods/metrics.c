@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,10 +28,18 @@ struct slot {
 	double sum_ms;
 };
 
+#define NCOUNTERS 16
+
+struct counter {
+	char name[64]; /* "" = unused */
+	long long value;
+};
+
 struct metrics {
 	pthread_mutex_t lock;
 	struct slot slot[SLOTS];
 	int used;
+	struct counter counter[NCOUNTERS];
 };
 
 struct metrics *metrics_new(void)
@@ -101,6 +110,21 @@ void metrics_observe(struct metrics *m, const char *label, int status, double ms
 	pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_count(struct metrics *m, const char *name, long long n)
+{
+	pthread_mutex_lock(&m->lock);
+	for (int i = 0; i < NCOUNTERS; i++) {
+		struct counter *c = &m->counter[i];
+		if (c->name[0] == '\0')
+			snprintf(c->name, sizeof(c->name), "%s", name);
+		if (strcmp(c->name, name) == 0) {
+			c->value += n;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
 static int cmp_slot(const void *a, const void *b)
 {
 	const struct slot *x = *(const struct slot *const *)a, *y = *(const struct slot *const *)b;
@@ -163,4 +187,9 @@ void metrics_render(struct metrics *m, struct strbuf *out)
 		free(v[i]);
 	}
 	free(v);
+	pthread_mutex_lock(&m->lock);
+	for (int i = 0; i < NCOUNTERS && m->counter[i].name[0]; i++)
+		strbuf_addf(out, "# TYPE ods_%s_total counter\nods_%s_total %lld\n",
+		            m->counter[i].name, m->counter[i].name, m->counter[i].value);
+	pthread_mutex_unlock(&m->lock);
 }
