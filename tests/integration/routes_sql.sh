@@ -7,9 +7,13 @@
 # older than 7 days), then calls each function the way odsd does: inside a
 # transaction after set_config('role', <app role>, true) and
 # set_config('request.jwt.claims', ..., true), so grants are enforced as in
-# production. Checks the bodies, the grants (42501 where a role has none), the
-# client errors (SQLSTATE OD400), keyset walks and, when python3 has yaml and
-# jsonschema, that the bodies match the schemas of openapi.yaml.
+# production. The claims carry a region (that of the top-scored customer's fraud
+# case): row-level security (api/schema/012_rls_audit.sql) shows a fraud analyst only
+# the fraud cases of its region, so the queue is checked against that region's cases
+# and the edge-case fraud cases are put in it. Checks the bodies, the grants (42501
+# where a role has none), the regional filter, the client errors (SQLSTATE OD400),
+# keyset walks and, when python3 has yaml and jsonschema, that the bodies match the
+# schemas of openapi.yaml.
 set -u
 
 top=${ODS_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -38,11 +42,14 @@ db=ods_routes_sql
 db_uri=${ODS_TEST_DB_URI%/*}/$db
 
 # sql ROLE SQL: runs SQL (";"-terminated statements) as ROLE the way odsd does, in
-# one transaction; ROLE "" runs it as the superuser. Prints the rows unaligned; on an
-# error prints nothing on stdout, the error on stderr, and fails.
+# one transaction; ROLE "" runs it as the superuser. The claims carry the region
+# $region (set once the demo is loaded; $claim_region overrides it, "" for none).
+# Prints the rows unaligned; on an error prints nothing on stdout, the error on
+# stderr, and fails.
+region=
 sql() {
-	local role=$1 body=$2 setup=""
-	[ -n "$role" ] && setup="SELECT set_config('role', '$role', true), set_config('request.jwt.claims', '{\"sub\":\"routes_sql\",\"role\":\"$role\"}', true) \\g /dev/null"
+	local role=$1 body=$2 setup="" r=${claim_region-$region}
+	[ -n "$role" ] && setup="SELECT set_config('role', '$role', true), set_config('request.jwt.claims', '{\"sub\":\"routes_sql\",\"role\":\"$role\"${r:+,\"region\":\"$r\"}}', true) \\g /dev/null"
 	"$psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db_uri" 2>"$work/err" <<EOF
 BEGIN;
 $setup
@@ -97,35 +104,50 @@ else
 	finish
 fi
 
+# The analysts' region: that of the top-scored customer's live fraud case.
+region=$(sql "" "SELECT f.region FROM native.fraud_cases f
+	JOIN synced.risk_scores r USING (customer_id)
+	WHERE f.status IN ('open', 'in_review') AND f.deleted_at IS NULL AND f.region IS NOT NULL
+	ORDER BY r.risk_score DESC, r.flagged_at, f.case_id LIMIT 1;")
+other_region=$(sql "" "SELECT min(region) FROM native.fraud_cases
+	WHERE region <> '$region' AND status IN ('open', 'in_review') AND deleted_at IS NULL;")
+if [ -n "$region" ] && [ -n "$other_region" ]; then
+	ok "the analysts' region is $region (another: $other_region)"
+else
+	not_ok "no region among the demo fraud cases ('$region', '$other_region')"
+	finish
+fi
+
 # Edge cases the demo data lacks (as the superuser; ids 9000000xx are new customers).
 # top: the customer with the highest score and earliest flag; third: the third one.
+# Their fraud cases are in the analysts' region.
 if sql "" "
 CREATE TEMP TABLE top3 AS SELECT * FROM synced.risk_scores ORDER BY risk_score DESC, flagged_at LIMIT 3;
 -- fraud queue: customers without a score come last, ordered by case id
-INSERT INTO native.fraud_cases (customer_id, status, created_by) VALUES
-	(900000001, 'open', 'routes_sql'), (900000001, 'in_review', 'routes_sql'),
-	(900000002, 'open', 'routes_sql');
+INSERT INTO native.fraud_cases (customer_id, status, region, created_by) VALUES
+	(900000001, 'open', '$region', 'routes_sql'), (900000001, 'in_review', '$region', 'routes_sql'),
+	(900000002, 'open', '$region', 'routes_sql');
 -- ties on (risk_score, flagged_at) across customers and within one customer
 INSERT INTO synced.risk_scores (customer_id, risk_score, risk_band, model_version, scored_at,
 	flagged_at, _source_committed_at)
 SELECT c, t.risk_score, t.risk_band, t.model_version, t.scored_at, t.flagged_at, now()
 FROM (SELECT * FROM top3 ORDER BY risk_score DESC, flagged_at LIMIT 1) t,
 	(VALUES (900000003), (900000004)) v(c);
-INSERT INTO native.fraud_cases (customer_id, status, created_by)
-SELECT c, 'open', 'routes_sql' FROM (VALUES (900000003), (900000004), (900000004)) v(c)
-UNION ALL SELECT customer_id, 'in_review', 'routes_sql'
+INSERT INTO native.fraud_cases (customer_id, status, region, created_by)
+SELECT c, 'open', '$region', 'routes_sql' FROM (VALUES (900000003), (900000004), (900000004)) v(c)
+UNION ALL SELECT customer_id, 'in_review', '$region', 'routes_sql'
 	FROM (SELECT * FROM top3 ORDER BY risk_score DESC, flagged_at LIMIT 1) t;
 -- the same score as the third, never flagged: after it
 INSERT INTO synced.risk_scores (customer_id, risk_score, risk_band, model_version,
 	_source_committed_at)
 SELECT 900000005, risk_score, risk_band, model_version, now()
 FROM (SELECT * FROM top3 ORDER BY risk_score DESC, flagged_at OFFSET 2) t;
-INSERT INTO native.fraud_cases (customer_id, status, created_by) VALUES (900000005, 'open', 'routes_sql');
+INSERT INTO native.fraud_cases (customer_id, status, region, created_by) VALUES (900000005, 'open', '$region', 'routes_sql');
 -- never in the queue: closed, and soft-deleted
-INSERT INTO native.fraud_cases (customer_id, status, closed_at, created_by)
-SELECT customer_id, 'closed', now(), 'routes_sql' FROM top3;
-INSERT INTO native.fraud_cases (customer_id, status, deleted_at, created_by)
-SELECT customer_id, 'open', now(), 'routes_sql' FROM top3;
+INSERT INTO native.fraud_cases (customer_id, status, region, closed_at, created_by)
+SELECT customer_id, 'closed', '$region', now(), 'routes_sql' FROM top3;
+INSERT INTO native.fraud_cases (customer_id, status, region, deleted_at, created_by)
+SELECT customer_id, 'open', '$region', now(), 'routes_sql' FROM top3;
 
 -- support cases of customer 7 (replaced): open, resolved, a soft-deleted open one
 DELETE FROM native.case_notes WHERE case_id IN (SELECT case_id FROM native.support_cases WHERE customer_id = 7);
@@ -321,11 +343,11 @@ expect_error "customer_cases: bad cursor" OD400 support_agent "SELECT * FROM ods
 expect_error "customer_cases as fraud_analyst" 42501 fraud_analyst "SELECT * FROM ods_api.customer_cases(7, NULL, NULL, NULL);"
 
 # ---- fraud queue ----
-expected_queue() { # STATUS: the case ids in queue order, straight from the tables
+expected_queue() { # STATUS: the region's case ids in queue order, straight from the tables
 	sql "" "SELECT string_agg(f.case_id::text, ' ' ORDER BY r.risk_score DESC NULLS LAST,
 		r.flagged_at ASC NULLS LAST, f.case_id)
 	FROM native.fraud_cases f LEFT JOIN synced.risk_scores r USING (customer_id)
-	WHERE f.status IN ('open', 'in_review') AND f.deleted_at IS NULL
+	WHERE f.status IN ('open', 'in_review') AND f.deleted_at IS NULL AND f.region = '$region'
 	  AND ($1 IS NULL OR f.status = $1);"
 }
 # walk_queue LIMIT STATUS: the case ids of a whole walk, in order; pages on stderr.
@@ -346,7 +368,7 @@ GROUP BY q.next_cursor;") || return 1
 	echo "$pages pages" >&2
 	echo "$all"
 }
-queue_count=$(sql "" "SELECT count(*) FROM native.fraud_cases WHERE status IN ('open', 'in_review') AND deleted_at IS NULL;")
+queue_count=$(sql "" "SELECT count(*) FROM native.fraud_cases WHERE status IN ('open', 'in_review') AND deleted_at IS NULL AND region = '$region';")
 while read -r limit status; do
 	set -- "$limit" "$status"
 	expected=$(expected_queue "$2")
@@ -373,8 +395,8 @@ INSERT INTO synced.risk_scores (customer_id, risk_score, risk_band, model_versio
 	_source_committed_at)
 SELECT 910000000 + g, 1, 'critical', 'routes_sql', '2026-01-01T00:00:00Z', now()
 FROM generate_series(1, 250) g;
-INSERT INTO native.fraud_cases (customer_id, status, created_by)
-SELECT 910000000 + g, 'open', 'routes_sql' FROM generate_series(1, 250) g;" >/dev/null; then
+INSERT INTO native.fraud_cases (customer_id, status, region, created_by)
+SELECT 910000000 + g, 'open', '$region', 'routes_sql' FROM generate_series(1, 250) g;" >/dev/null; then
 	for limit in 7 60; do
 		expected=$(expected_queue NULL)
 		got=$(walk_queue "$limit" NULL 2>"$work/pages")
@@ -397,12 +419,16 @@ if [ "$(echo "$got" | wc -w)" = "$queue_count" ]; then
 else
 	not_ok "fraud_queue walk with limit 7: $(echo "$got" | wc -w) cases, expected $queue_count"
 fi
+# (The region's queue may be shorter than a page: then its unscored cases, without
+# risk or customer, end the first page.)
 expect "fraud_queue: first page sorted by risk_score desc, flagged_at asc, with risk and customer" fraud_analyst "
 SELECT bool_and(e ?& ARRAY['case_id', 'customer_id', 'status', 'risk', 'customer'])
-	AND bool_and(e->'risk'->'_meta' ? 'synced_at' AND e->'customer'->'_meta' ? 'synced_at')
+	AND bool_and(e->'risk' = 'null' OR e->'risk'->'_meta' ? 'synced_at')
+	AND bool_and(e->'customer' = 'null' OR e->'customer'->'_meta' ? 'synced_at')
+	AND count(*) FILTER (WHERE e->'risk' <> 'null' AND e->'customer' <> 'null') > 0
 	AND bool_and(e->>'status' IN ('open', 'in_review'))
 	AND array_agg((e->'risk'->>'risk_score')::numeric ORDER BY n)
-	    = array_agg((e->'risk'->>'risk_score')::numeric ORDER BY (e->'risk'->>'risk_score')::numeric DESC, n)
+	    = array_agg((e->'risk'->>'risk_score')::numeric ORDER BY (e->'risk'->>'risk_score')::numeric DESC NULLS LAST, n)
 	AND count(*) = least(50, $queue_count) AND (q.next_cursor IS NOT NULL) = ($queue_count > 50)
 FROM ods_api.fraud_queue(NULL, NULL, NULL) q,
 	jsonb_array_elements(q.body::jsonb->'items') WITH ORDINALITY x(e, n)
@@ -414,6 +440,30 @@ SELECT array_agg(e->>'customer_id' ORDER BY e->>'customer_id') = ARRAY['90000000
 FROM ods_api.fraud_queue(500, NULL, NULL) q,
 	json_array_elements(q.body->'items') WITH ORDINALITY x(e, n)
 WHERE n > json_array_length(q.body->'items') - 3;"
+# Row-level security: an analyst sees the cases of the token's region only, none
+# without a region claim; ods_admin sees every region; support agents read every
+# region's fraud cases in the customer 360.
+claim_region=$other_region
+expect "fraud_queue as an analyst of $other_region: exactly that region's cases" fraud_analyst "
+SELECT count(*) = (SELECT count(*) FROM native.fraud_cases WHERE region = '$other_region'
+		AND status IN ('open', 'in_review') AND deleted_at IS NULL)
+	AND count(*) > 0 AND bool_and(e->>'region' = '$other_region')
+FROM ods_api.fraud_queue(500, NULL, NULL) q, json_array_elements(q.body->'items') e;"
+expect "customer_360 as an analyst of $other_region: no fraud case of $region" fraud_analyst "
+SELECT ods_api.customer_360(customer_id)::jsonb->'fraud_cases' = '[]'
+FROM synced.risk_scores WHERE customer_id < 900000000 ORDER BY risk_score DESC, flagged_at LIMIT 1;"
+claim_region=
+expect "fraud_queue as an analyst without a region claim: empty" fraud_analyst "
+SELECT body::jsonb = '{\"items\": [], \"next_cursor\": null}' FROM ods_api.fraud_queue(500, NULL, NULL);"
+unset claim_region
+expect "fraud_queue as ods_admin: every region" ods_admin "
+SELECT json_array_length(body->'items') = (SELECT count(*) FROM native.fraud_cases
+	WHERE status IN ('open', 'in_review') AND deleted_at IS NULL)
+	AND (SELECT count(DISTINCT e->>'region') FROM json_array_elements(body->'items') e) > 2
+FROM ods_api.fraud_queue(500, NULL, NULL);"
+expect "customer_360 as support_agent: fraud cases of every region" support_agent "
+SELECT jsonb_array_length(ods_api.customer_360(customer_id)::jsonb->'fraud_cases') = 2
+FROM synced.risk_scores WHERE customer_id < 900000000 ORDER BY risk_score DESC, flagged_at LIMIT 1;"
 expect_error "fraud_queue as support_agent" 42501 support_agent "SELECT * FROM ods_api.fraud_queue(NULL, NULL, NULL);"
 expect_error "fraud_queue as ops_manager" 42501 ops_manager "SELECT * FROM ods_api.fraud_queue(NULL, NULL, NULL);"
 expect_error "fraud_queue: limit 0" OD400 fraud_analyst "SELECT * FROM ods_api.fraud_queue(0, NULL, NULL);"
