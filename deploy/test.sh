@@ -21,8 +21,9 @@ if [ $status -ne 0 ]; then
 	cat test-suite.log >&2 || true
 fi
 
-# One closing line over every Check runner's "Checks: N, Failures: F, Errors: E".
-awk '/^[0-9]+%: Checks: / {
-	gsub(",", ""); n += $3; f += $5 + $7
-} END { printf "odsd tests: %d passed, %d failed\n", n - f, f }' $(find tests -name '*.log' ! -name test-suite.log)
+# One closing line over every Check runner ("Checks: N, Failures: F, Errors: E")
+# and every shell suite ("name: N passed, M failed").
+awk '/^[0-9]+%: Checks: / { gsub(",", ""); n += $3; f += $5 + $7 }
+/^[a-z_]+: [0-9]+ passed, [0-9]+ failed/ { gsub(",", ""); n += $2 + $4; f += $4 }
+END { printf "odsd tests: %d passed, %d failed\n", n - f, f }' $(find tests -name '*.log' ! -name test-suite.log)
 exit $status
