@@ -49,7 +49,7 @@ start_odsd() { # ALG
 	ODS_LISTEN_PORT=$port ODS_DB_URI="$authn" ODS_DB_POOL_SIZE=$conns \
 		ODS_JWT_ALGORITHMS=$alg ODS_JWT_SECRET_FILE="$work/secret" \
 		ODS_JWT_PUBLIC_KEY_FILE="$work/rsa.pub" ODS_LOG_LEVEL=warn \
-		ODS_MAX_CONNECTIONS=1024 ODS_HTTP_THREADS=${ODS_HTTP_THREADS:--1} "$top/odsd" 2>"$work/odsd-$alg.log" &
+		ODS_MAX_CONNECTIONS=1024 ODS_HTTP_THREADS=${ODS_HTTP_THREADS:-0} "$top/odsd" 2>"$work/odsd-$alg.log" &
 	odsd_pid=$!
 	for _ in $(seq 1 100); do
 		curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
@@ -119,7 +119,7 @@ run_pgbench() { # NAME FILE
 	eval "tps_$1=$tps"
 }
 
-echo "bench/http: GET /v1/customers/{id}, $customers customers, $conns connections, ${secs}s per run, http_threads=${ODS_HTTP_THREADS:--1}"
+echo "bench/http: GET /v1/customers/{id}, $customers customers, $conns connections, ${secs}s per run, http_threads=${ODS_HTTP_THREADS:-0}"
 run_odsd HS256
 run_odsd RS256
 run_pgbench plain "$work/plain.sql"

@@ -29,10 +29,13 @@ static const char usage_text[] =
         "  -V, --version       print the version\n";
 
 /*
- * -1 (the default): two event loops per CPU. bench/http.sh measured them
- * against a thread per connection (0) on this 2-CPU box: 0.87x vs 0.67x of
- * pipelined pgbench's throughput, because each loop serves many connections
- * without a wakeup per request; README "Threading model" has the figures.
+ * -1: two event loops per CPU. They read faster (bench/http.sh: 0.87x vs
+ * 0.67x of pipelined pgbench for a thread per connection) but a loop blocks
+ * while its request waits on PostgreSQL, so one slow query delays every
+ * connection on that loop, /healthz included, and writes that wait on a
+ * commit cap throughput (286 vs 1281 POST/s). Hence the default 0, a thread
+ * per connection, until requests are suspended while they wait (README,
+ * "Threading model").
  */
 static int http_threads(long configured)
 {

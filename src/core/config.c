@@ -57,7 +57,7 @@ static bool check_log_level(const char *value, char *err, size_t errlen);
 static const struct key keys[] = {
         {"listen_addr", KEY_STRING, OFF(listen_addr), false, "127.0.0.1", 0, 0, NULL},
         {"listen_port", KEY_INT, OFF(listen_port), false, "8080", 1, 65535, NULL},
-        {"http_threads", KEY_INT, OFF(http_threads), false, "-1", -1, 1024, NULL},
+        {"http_threads", KEY_INT, OFF(http_threads), false, "0", -1, 1024, NULL},
         {"max_connections", KEY_INT, OFF(max_connections), false, "256", 1, 100000, NULL},
         {"connection_timeout_s", KEY_INT, OFF(connection_timeout_s), false, "30", 1, 3600, NULL},
         {"max_header_bytes", KEY_INT, OFF(max_header_bytes), false, "32768", 4096, 1048576, NULL},

@@ -5,11 +5,11 @@
  * complete request to the application's handler, queue its response, and
  * free everything in the completion callback.
  *
- * Threading: threads = N runs N epoll event loops, each serving many
- * connections and blocking while its handler waits on PostgreSQL (odsd's
- * default, N = 2 per CPU: fewer wakeups per request, measured faster);
- * threads = 0 runs one thread per connection, so a slow handler stalls only
- * its own connection. bench/http.sh measures both.
+ * Threading: threads = 0 runs one thread per connection (odsd's default), so
+ * a slow handler stalls only its own connection; threads = N runs N epoll
+ * event loops, each serving many connections and blocking while its handler
+ * waits on PostgreSQL (fewer wakeups per request: faster reads, but head-of-
+ * line blocking). bench/http.sh measures both.
  */
 #ifndef ODS_SERVER_H
 #define ODS_SERVER_H

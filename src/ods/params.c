@@ -232,7 +232,12 @@ static bool bind_body(const struct route *r, struct request *req, struct bound_p
 	if (!params_utf8_valid(req->body.data, req->body.len))
 		return bad(e, 400, "malformed_json", "the body is not valid UTF-8%s%s", "", "");
 	/* Parsed only to reject bad JSON with a precise message; PostgreSQL gets the text. */
-	doc = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	doc = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+	                 &jerr);
+	if (!doc && strstr(jerr.text, "JSON_ALLOW_NUL"))
+		return bad(e, 400, "malformed_json",
+		           "the body contains \\u0000, which PostgreSQL's jsonb cannot store%s%s",
+		           "", "");
 	if (!doc) {
 		char where[64];
 		snprintf(where, sizeof(where), " (line %d, column %d)", jerr.line, jerr.column);
@@ -260,8 +265,13 @@ static bool bind_if_match(const struct route *r, struct request *req, struct bou
 		return true;
 	while (*v == ' ')
 		v++;
-	if (strncmp(v, "W/", 2) == 0)
-		v += 2;
+	/* RFC 9110 13.1.1: If-Match compares strongly, so a weak tag never matches. */
+	if (strncmp(v, "W/", 2) == 0) {
+		e->status = 412;
+		e->code = "precondition_failed";
+		snprintf(e->detail, sizeof(e->detail), "a weak entity tag never matches If-Match");
+		return false;
+	}
 	n = strlen(v);
 	while (n > 0 && v[n - 1] == ' ')
 		n--;

@@ -82,7 +82,7 @@ START_TEST(test_defaults)
 	ck_assert_msg(config_load(&c, NULL, err, sizeof(err)), "%s", err);
 	ck_assert_str_eq(c.listen_addr, "127.0.0.1");
 	ck_assert_int_eq(c.listen_port, 8080);
-	ck_assert_int_eq(c.http_threads, -1);
+	ck_assert_int_eq(c.http_threads, 0);
 	ck_assert_int_eq(c.max_connections, 256);
 	ck_assert_int_eq(c.connection_timeout_s, 30);
 	ck_assert_int_eq(c.max_header_bytes, 32768);
