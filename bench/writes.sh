@@ -21,9 +21,10 @@
 #  3. The same endpoint with one event per request (what Debezium Server's HTTP
 #     sink sends), with wrk at 1 and CONNECTIONS connections for SECONDS / 2.
 #
-# ODS_HTTP_THREADS in the environment goes to odsd (default -1: two event loops
-# per CPU, each blocked while its request is in the database; 0: a thread per
-# connection). Writes wait for their commit, so the two differ more than for reads.
+# ODS_HTTP_THREADS in the environment goes to odsd (default 0, odsd's own: a
+# thread per connection; -1: two event loops per CPU, each blocked while its
+# request is in the database). Writes wait for their commit, so the two differ
+# more than for reads.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${ODS_TEST_DB_URI:-}" ]; then
@@ -67,7 +68,7 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
 port=$((20000 + RANDOM % 20000))
 ODS_LISTEN_PORT=$port ODS_DB_URI="$authn" ODS_DB_POOL_SIZE=$conns \
 	ODS_JWT_SECRET_FILE="$work/secret" ODS_LOG_LEVEL=warn ODS_MAX_CONNECTIONS=1024 \
-	ODS_HTTP_THREADS=${ODS_HTTP_THREADS:--1} \
+	ODS_HTTP_THREADS=${ODS_HTTP_THREADS:-0} \
 	ODS_MAX_BODY_BYTES=16777216 "$top/odsd" 2>"$work/odsd.log" &
 odsd_pid=$!
 for _ in $(seq 1 100); do
@@ -137,7 +138,7 @@ function done(summary, latency, requests)
 end
 LUA
 
-echo "bench/writes: $customers demo customers, PostgreSQL with fsync on, odsd db_pool_size=$conns http_threads=${ODS_HTTP_THREADS:--1}"
+echo "bench/writes: $customers demo customers, PostgreSQL with fsync on, odsd db_pool_size=$conns http_threads=${ODS_HTTP_THREADS:-0}"
 # Warm-up (prepared statements, token cache), then the measured run.
 TOKENS="$work/tokens" CUSTOMERS=$customers RUN=warm wrk -t2 -c"$conns" -d3s \
 	-s "$work/cases.lua" "http://127.0.0.1:$port" >/dev/null

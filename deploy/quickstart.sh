@@ -111,8 +111,10 @@ read -r store sku < <(q "SELECT store_id, sku FROM native.store_actions WHERE st
 [ -n "${store:-}" ] || read -r store sku < <(q "SELECT store_id, sku FROM synced.inventory_position ORDER BY 1, 2 LIMIT 1" | tr '|' ' ') || true
 work_order=$(q "SELECT work_order_id FROM native.dispatch_assignments ORDER BY assigned_at DESC LIMIT 1")
 [ -n "$work_order" ] || work_order=$(q "SELECT min(work_order_id) FROM synced.work_order_current")
+technician=$(q "SELECT technician_id FROM synced.technician_profile ORDER BY 1 LIMIT 1")
 
 region=$(q "SELECT region FROM native.fraud_cases WHERE status IN ('open','in_review') GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+fraud_case=$(q "SELECT case_id FROM native.fraud_cases WHERE status = 'open' AND region = '$region' ORDER BY created_at LIMIT 1")
 # The support token carries fraud:read on purpose: the fraud queue still answers
 # 403, because the database grants the support role nothing there.
 support=$(token --role support_agent --sub agent-ana --scope "customers:read cases:read cases:write orders:read fraud:read")
@@ -138,6 +140,21 @@ curl -s -i -H "Authorization: Bearer \$DISPATCH" $base/v1/work-orders/$work_orde
 curl -s -i -H "Authorization: Bearer \$SUPPORT" $base/v1/freshness
 curl -s $base/metrics | head -n 20
 curl -s $base/openapi.yaml | head -n 20
+
+# Support cockpit: open a case (idempotent: run it twice, one case), read it, update it with If-Match, add a note
+curl -s -i -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-case-1' -d '{"customer_id": $customer, "subject": "Parcel not delivered", "priority": 2}' $base/v1/cases
+CASE=\$(curl -s -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-case-1' -d '{"customer_id": $customer, "subject": "Parcel not delivered", "priority": 2}' $base/v1/cases | sed -E 's/.*"case_id" *: *"([^"]+)".*/\\1/')
+curl -s -i -X PATCH -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'If-Match: "1"' -d '{"status": "pending", "assigned_to": "agent-ana"}' $base/v1/cases/\$CASE
+curl -s -i -X PATCH -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'If-Match: "1"' -d '{"priority": 1}' $base/v1/cases/\$CASE   # 412: stale If-Match
+curl -s -i -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -d '{"body": "Carrier says it is at the depot."}' $base/v1/cases/\$CASE/notes
+# Fraud triage: take the top case of the queue, escalate it, then hold it
+curl -s -i -X PATCH -H "Authorization: Bearer \$FRAUD" -H 'Content-Type: application/json' -d '{"status": "in_review", "assigned_to": "analyst-fei"}' $base/v1/fraud/cases/$fraud_case
+curl -s -i -X POST -H "Authorization: Bearer \$FRAUD" -H 'Content-Type: application/json' -d '{"decision": "hold", "note": "Velocity pattern confirmed."}' $base/v1/fraud/cases/$fraud_case/dispositions
+# Retail ops: request replenishment, then see it in the inventory read
+curl -s -i -X POST -H "Authorization: Bearer \$OPS" -H 'Content-Type: application/json' -d '{"action_type": "replenishment", "quantity": 24, "note": "Promo next week"}' $base/v1/inventory/$store/$sku/actions
+# Field dispatch: send a technician, then see them on the work order
+curl -s -i -X POST -H "Authorization: Bearer \$DISPATCH" -H 'Content-Type: application/json' -d '{"technician_id": $technician, "note": "Bring the spare pump"}' $base/v1/work-orders/$work_order/assignments
+curl -s -i -H "Authorization: Bearer \$DISPATCH" $base/v1/work-orders/$work_order
 EX
 cat <<MSG
 
