@@ -103,18 +103,19 @@ CONF
 
 token() { ./odsctl token --secret-file "$state/jwt.secret" --ttl 86400 "$@"; }
 q() { psql "$db_uri" -tAXc "$1"; }
-customer=$(q "SELECT f.customer_id FROM native.fraud_cases f JOIN native.support_cases s USING (customer_id) WHERE f.status IN ('open','in_review') AND s.status = 'open' ORDER BY 1 LIMIT 1")
+customer=$(q "SELECT f.customer_id FROM native.fraud_cases f JOIN native.support_cases s USING (customer_id) JOIN synced.customer_current USING (customer_id) WHERE f.status IN ('open','in_review') AND s.status = 'open' ORDER BY 1 LIMIT 1")
 [ -n "$customer" ] || customer=$(q "SELECT min(customer_id) FROM synced.customer_current")
 order=$(q "SELECT order_id FROM synced.order_current WHERE customer_id = $customer ORDER BY ordered_at DESC LIMIT 1")
 [ -n "$order" ] || order=$(q "SELECT min(order_id) FROM synced.order_current")
-read -r store sku < <(q "SELECT store_id, sku FROM native.store_actions WHERE status = 'open' ORDER BY 1, 2 LIMIT 1" | tr '|' ' ') || true
+read -r store sku < <(q "SELECT a.store_id, a.sku FROM native.store_actions a JOIN synced.inventory_position USING (store_id, sku) WHERE a.status = 'open' ORDER BY 1, 2 LIMIT 1" | tr '|' ' ') || true
 [ -n "${store:-}" ] || read -r store sku < <(q "SELECT store_id, sku FROM synced.inventory_position ORDER BY 1, 2 LIMIT 1" | tr '|' ' ') || true
-work_order=$(q "SELECT work_order_id FROM native.dispatch_assignments ORDER BY assigned_at DESC LIMIT 1")
+work_order=$(q "SELECT d.work_order_id FROM native.dispatch_assignments d JOIN synced.work_order_current USING (work_order_id) ORDER BY d.assigned_at DESC LIMIT 1")
 [ -n "$work_order" ] || work_order=$(q "SELECT min(work_order_id) FROM synced.work_order_current")
 technician=$(q "SELECT technician_id FROM synced.technician_profile ORDER BY 1 LIMIT 1")
 
 region=$(q "SELECT region FROM native.fraud_cases WHERE status IN ('open','in_review') GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
-fraud_case=$(q "SELECT case_id FROM native.fraud_cases WHERE status = 'open' AND region = '$region' ORDER BY created_at LIMIT 1")
+fraud_case=$(q "SELECT case_id FROM native.fraud_cases WHERE status = 'open' AND region = '$region' AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 1")
+demo_key="demo-case-$(date +%s)"
 # The support token carries fraud:read on purpose: the fraud queue still answers
 # 403, because the database grants the support role nothing there.
 support=$(token --role support_agent --sub agent-ana --scope "customers:read cases:read cases:write orders:read fraud:read")
@@ -142,8 +143,8 @@ curl -s $base/metrics | head -n 20
 curl -s $base/openapi.yaml | head -n 20
 
 # Support cockpit: open a case (idempotent: run it twice, one case), read it, update it with If-Match, add a note
-curl -s -i -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-case-1' -d '{"customer_id": $customer, "subject": "Parcel not delivered", "priority": 2}' $base/v1/cases
-CASE=\$(curl -s -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-case-1' -d '{"customer_id": $customer, "subject": "Parcel not delivered", "priority": 2}' $base/v1/cases | sed -E 's/.*"case_id" *: *"([^"]+)".*/\\1/')
+curl -s -i -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'Idempotency-Key: $demo_key' -d '{"customer_id": $customer, "subject": "Parcel not delivered", "priority": 2}' $base/v1/cases
+CASE=\$(curl -s -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'Idempotency-Key: $demo_key' -d '{"customer_id": $customer, "subject": "Parcel not delivered", "priority": 2}' $base/v1/cases | sed -E 's/.*"case_id" *: *"([^"]+)".*/\\1/')
 curl -s -i -X PATCH -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'If-Match: "1"' -d '{"status": "pending", "assigned_to": "agent-ana"}' $base/v1/cases/\$CASE
 curl -s -i -X PATCH -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'If-Match: "1"' -d '{"priority": 1}' $base/v1/cases/\$CASE   # 412: stale If-Match
 curl -s -i -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -d '{"body": "Carrier says it is at the depot."}' $base/v1/cases/\$CASE/notes
