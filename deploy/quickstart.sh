@@ -148,7 +148,7 @@ CASE=\$(curl -s -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: a
 curl -s -i -X PATCH -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'If-Match: "1"' -d '{"status": "pending", "assigned_to": "agent-ana"}' $base/v1/cases/\$CASE
 curl -s -i -X PATCH -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -H 'If-Match: "1"' -d '{"priority": 1}' $base/v1/cases/\$CASE   # 412: stale If-Match
 curl -s -i -X POST -H "Authorization: Bearer \$SUPPORT" -H 'Content-Type: application/json' -d '{"body": "Carrier says it is at the depot."}' $base/v1/cases/\$CASE/notes
-# Fraud triage: take the top case of the queue, escalate it, then hold it
+# Fraud triage: take an open case of the queue into review, then hold it (closes it)
 curl -s -i -X PATCH -H "Authorization: Bearer \$FRAUD" -H 'Content-Type: application/json' -d '{"status": "in_review", "assigned_to": "analyst-fei"}' $base/v1/fraud/cases/$fraud_case
 curl -s -i -X POST -H "Authorization: Bearer \$FRAUD" -H 'Content-Type: application/json' -d '{"decision": "hold", "note": "Velocity pattern confirmed."}' $base/v1/fraud/cases/$fraud_case/dispositions
 # Retail ops: request replenishment, then see it in the inventory read
