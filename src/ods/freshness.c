@@ -182,18 +182,17 @@ bool freshness_headers(const struct freshness_snapshot *s, const char *const *ta
 		if (strncmp(name, "synced.", 7) == 0)
 			name += 7;
 		const struct freshness_entry *e = lookup(s, name);
-		bool stale = true;
+		bool stale = !e || freshness_entry_stale(e, now);
 
 		strbuf_addf(&sb, "%ssynced.%s", i ? ", " : "", name);
 		if (e && e->has_as_of) {
 			char stamp[32];
 			struct tm tm;
-			long long lag = now > e->as_of ? (long long)(now - e->as_of) : 0;
+			long long lag = freshness_entry_lag(e, now);
 
 			gmtime_r(&e->as_of, &tm);
 			strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 			strbuf_addf(&sb, ";as-of=\"%s\";lag=%lld", stamp, lag);
-			stale = lag > e->sla_s;
 			if (lag > out->data_age)
 				out->data_age = lag;
 			if (e->as_of > out->newest_as_of)
@@ -208,6 +207,18 @@ bool freshness_headers(const struct freshness_snapshot *s, const char *const *ta
 	}
 	out->freshness = strbuf_detach(&sb);
 	return true;
+}
+
+long long freshness_entry_lag(const struct freshness_entry *e, time_t now)
+{
+	if (!e->has_as_of)
+		return -1;
+	return now > e->as_of ? (long long)(now - e->as_of) : 0;
+}
+
+bool freshness_entry_stale(const struct freshness_entry *e, time_t now)
+{
+	return !e->has_as_of || freshness_entry_lag(e, now) > e->sla_s;
 }
 
 void freshness_headers_free(struct freshness_headers *h)

@@ -53,6 +53,11 @@ void freshness_put(struct freshness *f, struct freshness_snapshot *s);
  * without the "synced." prefix), at time now. Tables unknown to the
  * snapshot are listed as stale with no as-of. Returns false when n == 0
  * (the route reads no synced table: no freshness headers at all). */
+/* now - as_of in whole seconds, never negative; -1 when the table has no as-of yet. */
+long long freshness_entry_lag(const struct freshness_entry *e, time_t now);
+/* The one staleness rule (DESIGN section 5): no as-of yet, or lag > SLA. */
+bool freshness_entry_stale(const struct freshness_entry *e, time_t now);
+
 struct freshness_headers {
 	char *freshness;     /* ODS-Freshness value, caller frees */
 	long long data_age;  /* ODS-Data-Age; -1 when no table has an as-of (omit it) */

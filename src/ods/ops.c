@@ -37,16 +37,14 @@ static void render_gauges(struct app *app, struct strbuf *out)
 		const struct freshness_entry *e = &snap->e[i];
 		if (e->has_as_of)
 			strbuf_addf(out, "ods_freshness_lag_seconds{table=\"synced.%s\"} %lld\n",
-			            e->table_name,
-			            (long long)(now > e->as_of ? now - e->as_of : 0));
+			            e->table_name, freshness_entry_lag(e, now));
 	}
 	strbuf_adds(out, "# HELP ods_freshness_stale 1 when lag exceeds the table's SLA.\n"
 	                 "# TYPE ods_freshness_stale gauge\n");
 	for (int i = 0; snap && i < snap->n; i++) {
 		const struct freshness_entry *e = &snap->e[i];
-		bool stale = !e->has_as_of || (long long)(now - e->as_of) > e->sla_s;
 		strbuf_addf(out, "ods_freshness_stale{table=\"synced.%s\"} %d\n", e->table_name,
-		            stale ? 1 : 0);
+		            freshness_entry_stale(e, now) ? 1 : 0);
 	}
 	freshness_put(app->fresh, snap);
 }
