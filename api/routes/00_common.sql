@@ -13,6 +13,10 @@
 --   ods.page_limit(n)           a list's ?limit=: NULL -> 50; 1..500, else OD400
 --   ods.cursor_encode(kind, k)  opaque ?cursor= text: base64url of {"k": kind, ...k}
 --   ods.cursor_decode(kind, c)  its inverse; OD400 unless c is a cursor of that kind
+--   ods.check_case_status(s)    a case list's ?status=: NULL or open|pending|resolved|closed, else OD400
+--   ods.case_page_after(pos)    (t, id): the (created_at, case_id) a decoded case-list
+--                               cursor continues after; NULLs for the first page; OD400
+--                               when the cursor lacks them
 --   ods.drop_route_functions(name, ...)  for route files only (not granted): drops
 --                               every ods_api function of these names, whatever its
 --                               arguments, so a file can change a signature or a
@@ -89,12 +93,42 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION ods.check_case_status(status text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+	IF status IS NOT NULL AND status NOT IN ('open', 'pending', 'resolved', 'closed') THEN
+		RAISE EXCEPTION USING ERRCODE = 'OD400',
+			MESSAGE = 'status must be one of open, pending, resolved, closed';
+	END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ods.case_page_after(pos jsonb, OUT t timestamptz, OUT id uuid)
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+	IF pos IS NULL THEN
+		RETURN;
+	END IF;
+	BEGIN
+		t := (pos->>'t')::timestamptz;
+		id := (pos->>'id')::uuid;
+	EXCEPTION WHEN data_exception THEN
+		t := NULL;
+	END;
+	IF t IS NULL OR id IS NULL THEN
+		RAISE EXCEPTION USING ERRCODE = 'OD400',
+			MESSAGE = 'cursor is not valid for this list (use the next_cursor of its previous page)';
+	END IF;
+END
+$$;
+
 -- Explicit, whatever the default privileges of the migrating role: EXECUTE is the
 -- grant that matters for route functions, so no function here relies on defaults.
 REVOKE ALL ON FUNCTION ods.json_ts(timestamptz), ods.json_meta(timestamptz, timestamptz),
 	ods.page_limit(integer), ods.cursor_encode(text, jsonb), ods.cursor_decode(text, text),
-	ods.drop_route_functions(text[])
+	ods.check_case_status(text), ods.case_page_after(jsonb), ods.drop_route_functions(text[])
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ods.json_ts(timestamptz), ods.json_meta(timestamptz, timestamptz),
-	ods.page_limit(integer), ods.cursor_encode(text, jsonb), ods.cursor_decode(text, text)
+	ods.page_limit(integer), ods.cursor_encode(text, jsonb), ods.cursor_decode(text, text),
+	ods.check_case_status(text), ods.case_page_after(jsonb)
 	TO support_agent, fraud_analyst, ops_manager, field_dispatcher, ods_admin;

@@ -313,23 +313,8 @@ DECLARE
 	items json;
 	n bigint;
 BEGIN
-	IF support_case_queue.status IS NOT NULL
-	   AND support_case_queue.status NOT IN ('open', 'pending', 'resolved', 'closed') THEN
-		RAISE EXCEPTION USING ERRCODE = 'OD400',
-			MESSAGE = 'status must be one of open, pending, resolved, closed';
-	END IF;
-	IF pos IS NOT NULL THEN
-		BEGIN
-			after_t := (pos->>'t')::timestamptz;
-			after_id := (pos->>'id')::uuid;
-		EXCEPTION WHEN data_exception THEN
-			after_t := NULL;
-		END;
-		IF after_t IS NULL OR after_id IS NULL THEN
-			RAISE EXCEPTION USING ERRCODE = 'OD400',
-				MESSAGE = 'cursor is not valid for this list (use the next_cursor of its previous page)';
-		END IF;
-	END IF;
+	PERFORM ods.check_case_status(support_case_queue.status);
+	SELECT a.t, a.id INTO after_t, after_id FROM ods.case_page_after(pos) AS a;
 
 	SELECT coalesce(json_agg(ods.support_case_json(p.r) ORDER BY p.n) FILTER (WHERE p.n <= lim), '[]'),
 	       count(*),
