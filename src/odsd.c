@@ -54,20 +54,38 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* SIGTERM: stop accepting, let requests in flight finish (bounded), stop. */
-static void drain(struct http_server *srv, long timeout_ms)
+/* Waits until no request is in flight or the deadline passes; true when none is. */
+static bool wait_idle(struct http_server *srv, double deadline)
 {
-	double deadline = now_ms() + (double)timeout_ms;
 	struct timespec tick = {0, 10 * 1000 * 1000};
 
+	while (http_server_inflight(srv) > 0 && now_ms() < deadline)
+		nanosleep(&tick, NULL);
+	return http_server_inflight(srv) == 0;
+}
+
+/*
+ * SIGTERM: stop accepting, let requests in flight finish within timeout_ms,
+ * then cancel the statements still running so their requests end with an
+ * error response (stopping the server joins their threads, which would
+ * otherwise wait for PostgreSQL), and stop.
+ */
+#define CANCEL_GRACE_MS 2000.0
+
+static void drain(struct http_server *srv, struct app *app, long timeout_ms)
+{
 	http_server_quiesce(srv);
 	log_info("shutting down: %d request(s) in flight, waiting up to %ld ms",
 	         http_server_inflight(srv), timeout_ms);
-	while (http_server_inflight(srv) > 0 && now_ms() < deadline)
-		nanosleep(&tick, NULL);
-	if (http_server_inflight(srv) > 0)
-		log_warn("shutdown: %d request(s) still running after %ld ms; closing them",
-		         http_server_inflight(srv), timeout_ms);
+	if (!wait_idle(srv, now_ms() + (double)timeout_ms)) {
+		int n = pool_cancel_all(app->pool);
+		log_warn("shutdown: %d request(s) still running after %ld ms; cancelled %d "
+		         "statement(s)",
+		         http_server_inflight(srv), timeout_ms, n);
+		if (!wait_idle(srv, now_ms() + CANCEL_GRACE_MS))
+			log_warn("shutdown: %d request(s) still running; closing them",
+			         http_server_inflight(srv));
+	}
 	http_server_stop(srv);
 }
 
@@ -165,7 +183,7 @@ int main(int argc, char **argv)
 		}
 		break;
 	}
-	drain(srv, shutdown_ms);
+	drain(srv, app, shutdown_ms);
 	app_free(app);
 	log_info("stopped");
 	return 0;

@@ -86,6 +86,12 @@ fi
 export ODS_TEST_DB_URI="postgresql://ods_test@127.0.0.1:$port/postgres"
 export ODS_TEST_PG_BINDIR="$bindir"
 export ODS_TEST_PG_DATA="$tmp/data"
+# What a test needs to stop and restart this cluster itself (outage tests):
+# pg_ctl -D "$ODS_TEST_PG_DATA" -o "$ODS_TEST_PG_OPTS" -l "$ODS_TEST_PG_LOG" start,
+# run as ODS_TEST_PG_USER when that is set.
+export ODS_TEST_PG_OPTS="-p $port -k $tmp $opts ${ODS_HARNESS_PG_OPTS:-}"
+export ODS_TEST_PG_LOG="$tmp/server.log"
+export ODS_TEST_PG_USER="${run_pg[2]:-}"
 export ODS_TEST_TMP="$tmp"
 "$@"
 rc=$?

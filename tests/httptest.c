@@ -39,11 +39,12 @@ static int free_port(void)
 	return port;
 }
 
-static int connect_to(int port)
+/* A connected socket with send/receive timeouts, or -1 with errno set. */
+static int connect_to(int port, int timeout_ms)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	struct timeval tv = {30, 0};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), e;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0)
@@ -51,7 +52,9 @@ static int connect_to(int port)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		e = errno;
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	return fd;
@@ -73,36 +76,72 @@ static void parse_response(struct strbuf *in, struct tu_http_response *out)
 	sscanf(out->head, "HTTP/1.%*d %d", &out->status);
 }
 
-/* Sends len bytes, then reads until EOF or the socket times out. */
-static bool exchange(int port, const void *bytes, size_t len, struct strbuf *in)
+/*
+ * Sends len bytes, then reads until EOF. 0, or the errno of the failure:
+ * connect (e.g. ECONNREFUSED), or receive (ECONNRESET; EAGAIN when the
+ * timeout passed). A send error is not one: the server may answer (413)
+ * and close before reading everything.
+ */
+static int exchange(int port, const void *bytes, size_t len, int timeout_ms, struct strbuf *in,
+                    bool *connected)
 {
 	char buf[65536];
 	ssize_t n;
 	size_t off = 0;
-	int fd = connect_to(port);
+	int fd = connect_to(port, timeout_ms), rc = 0;
 
+	*connected = fd >= 0;
 	if (fd < 0)
-		return false;
+		return errno ? errno : ECONNREFUSED;
 	while (off < len) {
 		n = send(fd, (const char *)bytes + off, len - off, MSG_NOSIGNAL);
 		if (n <= 0)
-			break; /* the server may answer (413) and close before reading it all */
+			break;
 		off += (size_t)n;
 	}
 	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
 		strbuf_add(in, buf, (size_t)n);
+	if (n < 0)
+		rc = errno == EWOULDBLOCK ? EAGAIN : errno;
 	close(fd);
-	return true;
+	return rc;
 }
 
 void tu_http_raw(int port, const void *bytes, size_t len, struct tu_http_response *out)
 {
 	struct strbuf in;
+	bool connected;
+	int rc;
 
 	strbuf_init(&in);
-	ck_assert_msg(exchange(port, bytes, len, &in), "cannot connect to port %d", port);
+	rc = exchange(port, bytes, len, 30000, &in, &connected);
+	ck_assert_msg(connected, "cannot connect to port %d: %s", port, strerror(rc));
 	parse_response(&in, out);
 	strbuf_free(&in);
+}
+
+int tu_http_try(int port, const void *bytes, size_t len, int timeout_ms,
+                struct tu_http_response *out)
+{
+	struct strbuf in;
+	bool connected;
+	int rc;
+
+	strbuf_init(&in);
+	rc = exchange(port, bytes, len, timeout_ms, &in, &connected);
+	parse_response(&in, out);
+	strbuf_free(&in);
+	if (rc == 0 && out->status == 0)
+		rc = EPROTO; /* closed without a complete status line and headers */
+	return rc;
+}
+
+double tu_mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
 void tu_http(int port, const char *method, const char *path, const char *headers, const char *body,
@@ -181,20 +220,11 @@ static char *authenticator_uri(const char *uri)
 
 static bool ready(int port)
 {
-	struct tu_http_response r;
-	struct strbuf in;
 	const char req[] = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-	bool ok;
+	struct tu_http_response r;
+	bool ok = tu_http_try(port, req, sizeof(req) - 1, 30000, &r) == 0 && r.status == 200;
 
-	strbuf_init(&in);
-	if (!exchange(port, req, sizeof(req) - 1, &in)) {
-		strbuf_free(&in);
-		return false;
-	}
-	parse_response(&in, &r);
-	ok = r.status == 200;
 	tu_http_free(&r);
-	strbuf_free(&in);
 	return ok;
 }
 
@@ -267,9 +297,17 @@ void tu_odsd_stop(struct tu_odsd *o)
 		waitpid(o->pid, &status, 0);
 		ck_abort_msg("odsd did not stop within 30 s of SIGTERM; see %s", o->log_file);
 	}
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	              "odsd exited with status %d (see %s)",
-	              WIFEXITED(status) ? WEXITSTATUS(status) : -1, o->log_file);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char err[ODS_ERRLEN];
+		size_t len = 0;
+		char *log = util_read_file(o->log_file, &len, err, sizeof(err));
+		const char *tail = log && len > 3000 ? log + len - 3000 : log;
+
+		ck_abort_msg("odsd %s %d; the end of its log:\n%s",
+		             WIFEXITED(status) ? "exited with status" : "was killed by signal",
+		             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+		             tail ? tail : err);
+	}
 	free(o->dir);
 	free(o->db_uri);
 	free(o->secret_file);

@@ -40,6 +40,17 @@ void tu_http(int port, const char *method, const char *path, const char *headers
              struct tu_http_response *out);
 /* Sends raw bytes and reads the whole answer (status 0 when none could be parsed). */
 void tu_http_raw(int port, const void *bytes, size_t len, struct tu_http_response *out);
+/*
+ * tu_http_raw for load and failure tests, callable from any thread: never
+ * fails the test. Returns 0 when a response arrived, else an errno value:
+ * ECONNREFUSED (or another connect error), ECONNRESET, EAGAIN (nothing for
+ * timeout_ms), EPROTO (closed before a status line and headers).
+ */
+int tu_http_try(int port, const void *bytes, size_t len, int timeout_ms,
+                struct tu_http_response *out);
+/* CLOCK_MONOTONIC in milliseconds. */
+double tu_mono_ms(void);
+
 /* A header's value (case-insensitive name), caller frees; NULL when absent. */
 char *tu_http_header(const struct tu_http_response *r, const char *name);
 void tu_http_free(struct tu_http_response *r);

@@ -183,6 +183,35 @@ int tu_odsctl(char **output, const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The harness's pg_ctl, as the cluster's owner, with the given arguments. */
+static void pg_ctl(const char *args)
+{
+	char *cmd;
+	int st;
+
+	ck_assert_msg(getenv("ODS_TEST_PG_BINDIR") && getenv("ODS_TEST_PG_DATA") &&
+	                      getenv("ODS_TEST_PG_OPTS"),
+	              "not running under tests/harness.sh");
+	/* The shell expands the harness's variables: no quoting to get wrong here. */
+	cmd = xasprintf("${ODS_TEST_PG_USER:+runuser -u \"$ODS_TEST_PG_USER\" --} "
+	                "\"$ODS_TEST_PG_BINDIR/pg_ctl\" -D \"$ODS_TEST_PG_DATA\" -w -t 60 %s "
+	                ">/dev/null",
+	                args);
+	st = system(cmd);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %d", cmd, st);
+	free(cmd);
+}
+
+void tu_pg_stop(void)
+{
+	pg_ctl("-m fast stop");
+}
+
+void tu_pg_start(void)
+{
+	pg_ctl("-o \"$ODS_TEST_PG_OPTS\" -l \"$ODS_TEST_PG_LOG\" start");
+}
+
 int tu_run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);

@@ -35,6 +35,11 @@ char *tu_write_file(const char *dir, const char *name, const void *data, size_t 
  * frees). Returns the exit status (or -1 when it did not exit normally). */
 int tu_odsctl(char **output, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Stops the harness's PostgreSQL (pg_ctl -m fast) and starts it again on the
+ * same port and data: database outage tests. Both wait until done. */
+void tu_pg_stop(void);
+void tu_pg_start(void);
+
 /* Runs a Check suite and returns the process exit code. */
 int tu_run_suite(Suite *s);
 

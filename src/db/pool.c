@@ -32,6 +32,7 @@
 struct slot {
 	struct pool_conn pc; /* first: pool_release maps a pool_conn back to its slot */
 	bool in_use;
+	PGcancel *cancel; /* for pc.conn; under the pool mutex (pool_cancel_all) */
 };
 
 struct pool {
@@ -53,8 +54,22 @@ static void on_notice(void *arg, const char *message)
 	log_debug("postgres: %.*s", (int)n, message);
 }
 
-static void close_conn(struct pool_conn *pc)
+/* Swaps a slot's cancel handle under the lock: pool_cancel_all may be using it. */
+static void set_cancel(struct pool *p, struct slot *s, PGcancel *c)
 {
+	PGcancel *old;
+
+	pthread_mutex_lock(&p->mu);
+	old = s->cancel;
+	s->cancel = c;
+	pthread_mutex_unlock(&p->mu);
+	if (old)
+		PQfreeCancel(old);
+}
+
+static void close_conn(struct pool *p, struct pool_conn *pc)
+{
+	set_cancel(p, (struct slot *)pc, NULL);
 	if (pc->conn)
 		PQfinish(pc->conn);
 	pc->conn = NULL;
@@ -72,17 +87,20 @@ static void close_conn(struct pool_conn *pc)
  * Opens a connection in pipeline mode for pc (which has none). Settings
  * before "dbname" may be overridden by the URI; application_name after it
  * may not (operators and tests find the pool's backends by it).
+ *
+ * A request waits for its results without a client-side deadline, so a
+ * peer that vanishes without a reset (host down, network partition) must be
+ * noticed by TCP: keepalive probes after 5 s idle (3 × 2 s), and
+ * tcp_user_timeout drops a connection whose sent data stays unacknowledged
+ * for 10 s. A request stuck on a dead peer then fails (503) after about
+ * 10-15 s instead of the kernel's ~15 minutes of retransmissions.
  */
 static bool open_conn(struct pool *p, struct pool_conn *pc, char *err, size_t errlen)
 {
-	const char *keys[] = {"connect_timeout",
-	                      "keepalives_idle",
-	                      "keepalives_interval",
-	                      "keepalives_count",
-	                      "dbname",
-	                      "application_name",
-	                      NULL};
-	const char *vals[] = {"10", "30", "10", "3", p->uri, "odsd", NULL};
+	const char *keys[] = {
+	        "connect_timeout",  "keepalives_idle", "keepalives_interval", "keepalives_count",
+	        "tcp_user_timeout", "dbname",          "application_name",    NULL};
+	const char *vals[] = {"10", "5", "2", "3", "10000", p->uri, "odsd", NULL};
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
 	if (!conn)
@@ -144,7 +162,7 @@ void pool_free(struct pool *p)
 	if (p->st.in_use > 0)
 		log_warn("pool: freed with %d connection(s) still in use", p->st.in_use);
 	for (int i = 0; i < p->st.size; i++) {
-		close_conn(&p->slots[i].pc);
+		close_conn(p, &p->slots[i].pc);
 		free(p->slots[i].pc.prepared);
 	}
 	pthread_cond_destroy(&p->freed);
@@ -226,8 +244,10 @@ struct pool_conn *pool_acquire(struct pool *p, int timeout_ms, bool *timed_out, 
 		return &s->pc;
 	if (s->pc.conn)
 		log_info("pool: replacing a database connection that is no longer usable");
-	close_conn(&s->pc);
+	close_conn(p, &s->pc);
 	bool ok = open_conn(p, &s->pc, err, errlen);
+	if (ok)
+		set_cancel(p, s, PQgetCancel(s->pc.conn));
 	pthread_mutex_lock(&p->mu);
 	if (ok)
 		p->st.connects++;
@@ -247,7 +267,7 @@ void pool_release(struct pool *p, struct pool_conn *pc, bool broken)
 	if (!pc)
 		return;
 	if (broken || !conn_clean(pc->conn))
-		close_conn(pc);
+		close_conn(p, pc);
 	give_back(p, s);
 }
 
@@ -256,4 +276,23 @@ void pool_stats(struct pool *p, struct pool_stats *out)
 	pthread_mutex_lock(&p->mu);
 	*out = p->st;
 	pthread_mutex_unlock(&p->mu);
+}
+
+int pool_cancel_all(struct pool *p)
+{
+	char err[256];
+	int n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (int i = 0; i < p->st.size; i++) {
+		struct slot *s = &p->slots[i];
+		if (!s->in_use || !s->cancel)
+			continue;
+		if (PQcancel(s->cancel, err, sizeof(err)))
+			n++;
+		else
+			log_warn("pool: cannot cancel a running statement: %s", err);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return n;
 }

@@ -62,4 +62,11 @@ struct pool_conn *pool_acquire(struct pool *p, int timeout_ms, bool *timed_out, 
 void pool_release(struct pool *p, struct pool_conn *pc, bool broken);
 void pool_stats(struct pool *p, struct pool_stats *out);
 
+/*
+ * Asks PostgreSQL to cancel the statement running on every connection in
+ * use (shutdown, once the grace period is over): the requests then end with
+ * an error instead of holding odsd up. Returns how many requests were sent.
+ */
+int pool_cancel_all(struct pool *p);
+
 #endif

@@ -24,6 +24,7 @@ struct http_server {
 	struct MHD_Daemon *daemon;
 	struct http_server_opts o;
 	atomic_int inflight;
+	atomic_bool draining; /* after quiesce: every response closes its connection */
 	int port;
 };
 
@@ -97,6 +98,9 @@ static enum MHD_Result respond(struct http_server *s, struct request *req)
 	if (!r)
 		return MHD_NO; /* out of memory in MHD: drop the connection */
 	req->status = status;
+	/* Draining: a keep-alive client must not send its next request here. */
+	if (atomic_load(&s->draining) && !MHD_get_response_header(r, MHD_HTTP_HEADER_CONNECTION))
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(req->conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -253,7 +257,10 @@ int http_server_port(const struct http_server *s)
 
 void http_server_quiesce(struct http_server *s)
 {
-	MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+	MHD_socket fd;
+
+	atomic_store(&s->draining, true);
+	fd = MHD_quiesce_daemon(s->daemon);
 
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);

@@ -43,7 +43,8 @@ struct http_server;
 struct http_server *http_server_start(const struct http_server_opts *o, char *err,
                                       size_t errlen) ODS_MUST_CHECK;
 int http_server_port(const struct http_server *s);
-/* Stops accepting new connections; requests in flight go on. */
+/* Stops accepting new connections; requests in flight go on, and each
+ * response from now on closes its connection (no next keep-alive request). */
 void http_server_quiesce(struct http_server *s);
 /* Requests between their first byte and their completion callback. */
 int http_server_inflight(const struct http_server *s);
