@@ -45,17 +45,9 @@ bool log_enabled(enum log_level level)
 	return level <= current_level;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+static void write_line(enum log_level level, const char *msg)
 {
-	struct strbuf msg, line;
-	va_list ap;
-
-	if (!log_enabled(level))
-		return;
-	strbuf_init(&msg);
-	va_start(ap, fmt);
-	strbuf_vaddf(&msg, fmt, ap);
-	va_end(ap);
+	struct strbuf line;
 
 	strbuf_init(&line);
 	if (json_output) {
@@ -65,16 +57,63 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		gmtime_r(&now, &tm);
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level_names[level],
-		                      "msg", msg.data ? msg.data : "");
+		                      "msg", msg);
 		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		strbuf_adds(&line, s ? s : "{\"level\":\"error\",\"msg\":\"log encoding failed\"}");
 		free(s);
 		json_decref(o);
 	} else {
-		strbuf_addf(&line, "%s: %s", level_names[level], msg.data ? msg.data : "");
+		strbuf_addf(&line, "%s: %s", level_names[level], msg);
 	}
 	strbuf_addc(&line, '\n');
 	fputs(line.data, stderr);
 	strbuf_free(&line);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	struct strbuf msg;
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	strbuf_init(&msg);
+	va_start(ap, fmt);
+	strbuf_vaddf(&msg, fmt, ap);
+	va_end(ap);
+	write_line(level, msg.data ? msg.data : "");
+	strbuf_free(&msg);
+}
+
+static long long mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void log_limited(struct log_limit *l, enum log_level level, const char *fmt, ...)
+{
+	long long now = mono_ms(), next = atomic_load(&l->next_ms);
+	struct strbuf msg;
+	va_list ap;
+	int skipped;
+
+	if (!log_enabled(level))
+		return;
+	/* One thread wins the slot for this second; the others count themselves. */
+	if (now < next || !atomic_compare_exchange_strong(&l->next_ms, &next, now + 1000)) {
+		atomic_fetch_add(&l->suppressed, 1);
+		return;
+	}
+	skipped = atomic_exchange(&l->suppressed, 0);
+	strbuf_init(&msg);
+	va_start(ap, fmt);
+	strbuf_vaddf(&msg, fmt, ap);
+	va_end(ap);
+	if (skipped > 0)
+		strbuf_addf(&msg, " (and %d more like it since the last one)", skipped);
+	write_line(level, msg.data ? msg.data : "");
 	strbuf_free(&msg);
 }

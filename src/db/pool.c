@@ -93,14 +93,15 @@ static void close_conn(struct pool *p, struct pool_conn *pc)
  * noticed by TCP: keepalive probes after 5 s idle (3 × 2 s), and
  * tcp_user_timeout drops a connection whose sent data stays unacknowledged
  * for 10 s. A request stuck on a dead peer then fails (503) after about
- * 10-15 s instead of the kernel's ~15 minutes of retransmissions.
+ * 10-15 s instead of the kernel's ~15 minutes of retransmissions; opening
+ * a connection to an unreachable host gives up after 5 s (connect_timeout).
  */
 static bool open_conn(struct pool *p, struct pool_conn *pc, char *err, size_t errlen)
 {
 	const char *keys[] = {
 	        "connect_timeout",  "keepalives_idle", "keepalives_interval", "keepalives_count",
 	        "tcp_user_timeout", "dbname",          "application_name",    NULL};
-	const char *vals[] = {"10", "5", "2", "3", "10000", p->uri, "odsd", NULL};
+	const char *vals[] = {"5", "5", "2", "3", "10000", p->uri, "odsd", NULL};
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
 	if (!conn)

@@ -228,15 +228,20 @@ static struct MHD_Response *from_sql_error(struct request *req, struct api_state
 	const struct sqlstate_map *m = sqlstate_to_http(state);
 	struct MHD_Response *r;
 
+	static struct log_limit limit;
+
 	if (m->status >= 500)
-		log_warn("request %s: %s: SQLSTATE %s: %s", req->id, req->label,
-		         state ? state : "-", msg ? msg : "-");
+		log_limited(&limit, LOG_WARN, "request %s: %s: SQLSTATE %s: %s", req->id,
+		            req->label, state ? state : "-", msg ? msg : "-");
 	r = response_problem(req, m->status, m->code, m->title, m->expose_detail ? msg : m->detail);
 	PQclear(res);
 	if (m->status == 503)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	return finish(req, st, r, m->status, out);
 }
+
+/* Every request fails the same way while the database is down: log a sample. */
+static struct log_limit unreachable_limit;
 
 static struct MHD_Response *call_route(struct request *req, struct api_state *st,
                                        const struct route *route, const struct bound_params *bp,
@@ -259,7 +264,7 @@ static struct MHD_Response *call_route(struct request *req, struct api_state *st
 		                               : "the database is not reachable");
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, timed_out ? "1" : "2");
 		if (!timed_out)
-			log_warn("request %s: %s", req->id, err);
+			log_limited(&unreachable_limit, LOG_WARN, "request %s: %s", req->id, err);
 		return finish(req, st, r, 503, out);
 	}
 	struct db_call c = {
@@ -300,7 +305,8 @@ static struct MHD_Response *call_route(struct request *req, struct api_state *st
 	if (cs == DB_CALL_SQL_ERROR)
 		return from_sql_error(req, st, res, out);
 	PQclear(res);
-	log_warn("request %s: database connection failed: %s", req->id, err);
+	log_limited(&unreachable_limit, LOG_WARN, "request %s: database connection failed: %s",
+	            req->id, err);
 	r = response_problem(req, 503, "service_unavailable", "Service Unavailable",
 	                     "the database connection failed; retry shortly");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");

@@ -8,5 +8,6 @@ Suite *config_suite(void);
 Suite *csv_suite(void);
 Suite *ndjson_suite(void);
 Suite *auth_suite(void);
+Suite *log_suite(void);
 
 #endif
