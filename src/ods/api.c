@@ -404,10 +404,12 @@ void api_completed(void *cls, struct request *req, bool aborted)
 	struct app *app = cls;
 	struct api_state *st = req->app_data;
 	double ms = request_elapsed_ms(req);
+	/* NULL when api_handle never ran: the client went away mid-body. */
+	const char *label = req->label ? req->label : "unmatched";
 	json_t *o;
 	char *line;
 
-	metrics_observe(app->metrics, req->label, req->status, ms);
+	metrics_observe(app->metrics, label, req->status, ms);
 	if (!log_enabled(LOG_INFO))
 		return;
 	char ts[32];
@@ -417,7 +419,7 @@ void api_completed(void *cls, struct request *req, bool aborted)
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:f}", "ts", ts, "level", "info",
 	              "request_id", req->id, "method", req->method, "path", req->path, "route",
-	              req->label, "status", req->status, "duration_ms", ms, "db_ms", req->db_ms);
+	              label, "status", req->status, "duration_ms", ms, "db_ms", req->db_ms);
 	if (!o)
 		return; /* a path that is not UTF-8: the metrics still count it */
 	if (st && st->ident) {
