@@ -220,8 +220,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = PQexecParams(conn, route->sql, bp.n, NULL, bp.values, NULL, NULL, 0);
 	if (verbose)
 		fprintf(stderr, "fuzz_debezium: %s %s\n", PQresStatus(PQresultStatus(r)),
-		        PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) > 0 ? PQgetvalue(r, 0, 0)
-		                                                           : PQresultErrorMessage(r));
+		        PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) > 0
+		                ? PQgetvalue(r, 0, 0)
+		                : PQresultErrorMessage(r));
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) > 0 && PQntuples(r) > 0)
 		record_outcome(PQgetvalue(r, 0, 0), false);
 	else

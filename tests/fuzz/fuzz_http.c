@@ -149,7 +149,8 @@ static int connect_server(void)
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		fprintf(stderr, "fuzz_http: cannot connect to port %d: %s\n", port, strerror(errno));
+		fprintf(stderr, "fuzz_http: cannot connect to port %d: %s\n", port,
+		        strerror(errno));
 		abort();
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));

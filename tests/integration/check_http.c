@@ -2049,7 +2049,8 @@ START_TEST(test_client_abort_mid_body)
 		close(fd);
 	}
 	expect_alive();
-	ck_assert(metrics_have("ods_http_requests_total{route=\"unmatched\",status=\"0\"} 3\n", 5000));
+	ck_assert(metrics_have("ods_http_requests_total{route=\"unmatched\",status=\"0\"} 3\n",
+	                       5000));
 	expect_alive();
 }
 END_TEST
