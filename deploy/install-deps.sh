@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(build-essential autoconf automake pkg-config
 	libmicrohttpd-dev libpq-dev libjansson-dev libjwt-dev libssl-dev zlib1g-dev check
-	postgresql-15 clang-format acl)
+	postgresql-15 clang-format acl
+	clang libclang-rt-14-dev) # the libFuzzer targets (make fuzz; deploy/test.sh smoke-runs them)
 if [ "${1:-}" = "--bench" ]; then
 	pkgs+=(wrk procps openssl curl)
 fi

@@ -24,7 +24,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_LINE  4096
+#define MAX_LINE 4096
+/* config_dump quotes values and escapes " and \ (up to twice the bytes):
+ * a value this long still dumps into a line config_load reads back. */
+#define MAX_VALUE ((MAX_LINE - 64) / 2)
 #define MAX_FILE  (1024 * 1024) /* a config file is small; this is someone's log file */
 #define SHOW_MAX  40            /* bytes of a hostile value echoed in an error */
 #define SHOWN_LEN (SHOW_MAX * 4 + 8)
@@ -222,6 +225,8 @@ static bool set_value(struct ods_config *c, const struct key *k, const char *v, 
 	for (const char *p = v; *p; p++)
 		if ((unsigned char)*p < 0x20 && *p != '\t')
 			return errf(err, errlen, "control character in value");
+	if (strlen(v) > MAX_VALUE)
+		return errf(err, errlen, "value longer than %d bytes", MAX_VALUE);
 	switch (k->type) {
 	case KEY_INT:
 		return set_int((long *)(void *)field, k, v, err, errlen);

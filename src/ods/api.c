@@ -411,7 +411,7 @@ void api_completed(void *cls, struct request *req, bool aborted)
 	struct api_state *st = req->app_data;
 	double ms = request_elapsed_ms(req);
 	/* No label: the handler never ran (the client stalled or left while its
-	 * headers or body were arriving, and the connection timed out). */
+	 * headers or body were arriving). */
 	const char *label = req->label ? req->label : "unanswered";
 	json_t *o;
 	char *line;

@@ -2020,6 +2020,42 @@ START_TEST(test_cl_and_te_close_the_connection)
 END_TEST
 
 /*
+ * A client that goes away in the middle of its body (found by fuzz_http,
+ * tests/fuzz/corpus/http/abort_mid_body): the request completes without
+ * reaching the handler, so it has no route label yet. odsd once passed that
+ * NULL label to the metrics and crashed; the request must be counted as
+ * "unanswered" and logged as aborted instead.
+ */
+START_TEST(test_client_abort_mid_body)
+{
+	static const char partial[] = "POST /t/body HTTP/1.1\r\nHost: x\r\n"
+	                              "Content-Type: application/json\r\n"
+	                              "Content-Length: 100\r\n\r\n{\"a\"";
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	char buf[256];
+	int fd;
+
+	start(NULL);
+	a.sin_port = htons((uint16_t)od->port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < 3; i++) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert(fd >= 0);
+		ck_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+		ck_assert(send(fd, partial, sizeof(partial) - 1, MSG_NOSIGNAL) > 0);
+		shutdown(fd, SHUT_WR);
+		while (recv(fd, buf, sizeof(buf), 0) > 0)
+			; /* until odsd closes */
+		close(fd);
+	}
+	expect_alive();
+	ck_assert(metrics_have("ods_http_requests_total{route=\"unanswered\",status=\"0\"} 3\n",
+	                       5000));
+	expect_alive();
+}
+END_TEST
+
+/*
  * An encoded NUL (%00) must not cut the path or a query value short: without
  * care, "/t/echo/1%00x" is served as "/t/echo/1" and "q=a%00b" binds "a".
  */
@@ -2100,6 +2136,7 @@ int main(void)
 	tcase_add_test(tc, test_encoded_nul_rejected);
 	tcase_add_test(tc, test_keep_alive);
 	tcase_add_test(tc, test_cl_and_te_close_the_connection);
+	tcase_add_test(tc, test_client_abort_mid_body);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("auth");
