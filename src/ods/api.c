@@ -385,7 +385,8 @@ struct MHD_Response *api_handle(void *cls, struct request *req, int *status)
 	}
 	if (req->bad_framing) {
 		r = response_problem(req, 400, "bad_request", "Bad Request",
-		                     "Content-Length and Transfer-Encoding must not both be sent");
+		                     "the body length is ambiguous: send one Content-Length, or "
+		                     "Transfer-Encoding: chunked alone");
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 		return finish(req, st, r, 400, status);
 	}
@@ -404,10 +405,13 @@ void api_completed(void *cls, struct request *req, bool aborted)
 	struct app *app = cls;
 	struct api_state *st = req->app_data;
 	double ms = request_elapsed_ms(req);
+	/* No label: the request ended (client gone mid-body, timeout, a body too
+	 * long to discard) before api_handle ran. */
+	const char *label = req->label ? req->label : "unmatched";
 	json_t *o;
 	char *line;
 
-	metrics_observe(app->metrics, req->label, req->status, ms);
+	metrics_observe(app->metrics, label, req->status, ms);
 	if (!log_enabled(LOG_INFO))
 		return;
 	char ts[32];
@@ -417,7 +421,7 @@ void api_completed(void *cls, struct request *req, bool aborted)
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:f}", "ts", ts, "level", "info",
 	              "request_id", req->id, "method", req->method, "path", req->path, "route",
-	              req->label, "status", req->status, "duration_ms", ms, "db_ms", req->db_ms);
+	              label, "status", req->status, "duration_ms", ms, "db_ms", req->db_ms);
 	if (!o)
 		return; /* a path that is not UTF-8: the metrics still count it */
 	if (st && st->ident) {
