@@ -8,7 +8,7 @@ pkgs=(build-essential autoconf automake pkg-config
 	libmicrohttpd-dev libpq-dev libjansson-dev libjwt-dev libssl-dev zlib1g-dev check
 	postgresql-15 clang-format acl)
 if [ "${1:-}" = "--bench" ]; then
-	pkgs+=(wrk procps openssl curl)
+	pkgs+=(wrk procps openssl curl valgrind)
 fi
 
 missing=()
