@@ -101,7 +101,6 @@ soak=$(run_wrk "$rate" "${secs}s")
 kill "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=
-echo "$(($(awk -F, 'END {print $1}' "$csv") + 5)),$(rss)" >>"$csv"
 
 achieved=$(echo "$soak" | field Requests/sec:)
 reqs=$(echo "$soak" | awk '/requests in/ {print $1}')
