@@ -21,6 +21,10 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+/* Past max_body_bytes, a chunked body is discarded up to this much (or the limit). */
+#define DISCARD_MIN ((size_t)1024 * 1024)
+#define MAX(a, b)   ((a) > (b) ? (a) : (b))
+
 struct http_server {
 	struct MHD_Daemon *daemon;
 	struct http_server_opts o;
@@ -197,7 +201,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		 * Chunked bodies have no length up front. libmicrohttpd 0.9.75 cannot
 		 * queue a response in the middle of a body, so past the limit the rest
 		 * is discarded, not buffered, and the 413 follows its end; a body that
-		 * goes on for another max_body_bytes gets the connection dropped.
+		 * goes on for another max(max_body_bytes, 1 MiB) gets the connection
+		 * dropped, unanswered.
 		 */
 		if (!req->body_too_large && req->body.len + n > s->o.max_body_bytes) {
 			req->body_too_large = true;
@@ -205,7 +210,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		}
 		if (req->body_too_large) {
 			req->discarded += n;
-			return req->discarded > s->o.max_body_bytes ? MHD_NO : MHD_YES;
+			return req->discarded > MAX(s->o.max_body_bytes, DISCARD_MIN) ? MHD_NO
+			                                                              : MHD_YES;
 		}
 		strbuf_add(&req->body, upload_data, n);
 		return MHD_YES;
