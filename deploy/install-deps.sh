@@ -9,7 +9,7 @@ pkgs=(build-essential autoconf automake pkg-config
 	postgresql-15 clang-format acl
 	clang libclang-rt-14-dev) # the libFuzzer targets (make fuzz; deploy/test.sh smoke-runs them)
 if [ "${1:-}" = "--bench" ]; then
-	pkgs+=(wrk procps openssl curl)
+	pkgs+=(wrk procps openssl curl valgrind)
 fi
 
 missing=()

@@ -12,6 +12,7 @@
 #include "core/util.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -313,4 +314,34 @@ void tu_odsd_stop(struct tu_odsd *o)
 	free(o->secret_file);
 	free(o->log_file);
 	free(o);
+}
+
+void tu_kill_orphans(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t self = getpid();
+
+	while (d && (e = readdir(d))) {
+		char path[64], buf[512];
+		FILE *f;
+		int pid = atoi(e->d_name), ppid = 0;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f)) {
+			char *rp = strrchr(buf, ')');
+			if (rp)
+				sscanf(rp + 1, " %*c %d", &ppid);
+		}
+		fclose(f);
+		if (ppid == self && kill(pid, SIGKILL) == 0)
+			waitpid(pid, NULL, 0);
+	}
+	if (d)
+		closedir(d);
 }

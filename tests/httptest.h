@@ -60,4 +60,11 @@ char *tu_token(const struct tu_odsd *o, const char *role, const char *scope, con
 /* "Authorization: Bearer <token>\r\n" for the same arguments. Caller frees. */
 char *tu_auth_header(const struct tu_odsd *o, const char *role, const char *scope, const char *sub);
 
+/*
+ * Kills (SIGKILL, by pid) and reaps the children of this process: with
+ * prctl(PR_SET_CHILD_SUBREAPER) in main(), the odsd processes that failed
+ * tests (whose Check child _exit()ed before teardown) left behind.
+ */
+void tu_kill_orphans(void);
+
 #endif

@@ -23,7 +23,8 @@ struct request {
 	char *path; /* owned copy of the URL path, without the query */
 	struct strbuf body;
 	bool body_too_large;
-	bool bad_framing; /* Content-Length and Transfer-Encoding both (RFC 9112 6.1) */
+	size_t discarded; /* body bytes thrown away past max_body_bytes */
+	bool bad_framing; /* an ambiguous body length (RFC 9112 6.1, 6.3) */
 	bool first_call_done;
 	struct timespec start;
 	double db_ms;      /* time spent in the database, for the log line */

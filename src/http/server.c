@@ -17,8 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+/* Past max_body_bytes, a chunked body is discarded up to this much (or the limit). */
+#define DISCARD_MIN ((size_t)1024 * 1024)
+#define MAX(a, b)   ((a) > (b) ? (a) : (b))
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -106,6 +111,61 @@ static enum MHD_Result respond(struct http_server *s, struct request *req)
 	return ret;
 }
 
+struct framing {
+	int n_cl, n_te;
+	bool te_chunked, bad_name;
+};
+
+/* key starts with name but goes on: "Transfer-Encodingchunked" (see below). */
+static bool near_miss(const char *key, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncasecmp(key, name, n) == 0 && key[n] != '\0';
+}
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	if (strpbrk(key, " \t") || near_miss(key, MHD_HTTP_HEADER_CONTENT_LENGTH) ||
+	    near_miss(key, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		f->bad_name = true;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->n_cl++;
+	if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->n_te++;
+		f->te_chunked = value && strcasecmp(value, "chunked") == 0;
+	}
+	return MHD_YES;
+}
+
+/*
+ * RFC 9112 sections 6.1 and 6.3: a request whose body length two parties
+ * could read differently is refused (400, then close) rather than guessed:
+ * Content-Length and Transfer-Encoding together, Content-Length twice (even
+ * with equal values: libmicrohttpd reads only the first), Transfer-Encoding
+ * twice or anything but exactly "chunked" (libmicrohttpd would read a
+ * "gzip" or "chunked, identity" body as the next request), and a field
+ * name with whitespace ("Transfer-Encoding : chunked", which libmicrohttpd
+ * keeps under another name while a proxy may read it as the framing).
+ * libmicrohttpd 0.9.75 also glues an obs-fold continuation line onto the
+ * field NAME ("Transfer-Encoding: identity\r\n chunked" arrives as the field
+ * "Transfer-Encodingchunked" = "identity"), so a name that merely starts
+ * with Content-Length or Transfer-Encoding is refused as well.
+ */
+static bool framing_ok(struct MHD_Connection *conn)
+{
+	struct framing f = {0};
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+	if (f.bad_name || f.n_cl > 1 || f.n_te > 1 || (f.n_cl && f.n_te))
+		return false;
+	return f.n_te == 0 || f.te_chunked;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -126,8 +186,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		strbuf_init(&req->body);
 		set_request_id(req);
 		cl = request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		/* Two framings at once: answered, then the connection closes (no smuggling). */
-		if (cl && request_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+		/* Ambiguous framing: answered, then the connection closes (no smuggling). */
+		if (!framing_ok(conn)) {
 			req->bad_framing = true;
 			return respond(s, req);
 		}
@@ -139,13 +199,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
-		/* Chunked bodies have no length up front: stop buffering at the limit. */
-		if (!req->body_too_large &&
-		    req->body.len + *upload_data_size <= s->o.max_body_bytes)
-			strbuf_add(&req->body, upload_data, *upload_data_size);
-		else
-			req->body_too_large = true;
+		size_t n = *upload_data_size;
 		*upload_data_size = 0;
+		/*
+		 * Chunked bodies have no length up front. libmicrohttpd 0.9.75 cannot
+		 * queue a response in the middle of a body, so past the limit the rest
+		 * is discarded, not buffered, and the 413 follows its end; a body that
+		 * goes on for another max(max_body_bytes, 1 MiB) gets the connection
+		 * dropped, unanswered.
+		 */
+		if (!req->body_too_large && req->body.len + n > s->o.max_body_bytes) {
+			req->body_too_large = true;
+			strbuf_free(&req->body);
+		}
+		if (req->body_too_large) {
+			req->discarded += n;
+			return req->discarded > MAX(s->o.max_body_bytes, DISCARD_MIN) ? MHD_NO
+			                                                              : MHD_YES;
+		}
+		strbuf_add(&req->body, upload_data, n);
 		return MHD_YES;
 	}
 	if (req->status)

@@ -391,7 +391,8 @@ struct MHD_Response *api_handle(void *cls, struct request *req, int *status)
 	}
 	if (req->bad_framing) {
 		r = response_problem(req, 400, "bad_request", "Bad Request",
-		                     "Content-Length and Transfer-Encoding must not both be sent");
+		                     "the body length is ambiguous: send one Content-Length, or "
+		                     "Transfer-Encoding: chunked alone");
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 		return finish(req, st, r, 400, status);
 	}
@@ -410,8 +411,8 @@ void api_completed(void *cls, struct request *req, bool aborted)
 	struct app *app = cls;
 	struct api_state *st = req->app_data;
 	double ms = request_elapsed_ms(req);
-	/* No label: the handler never ran (the client stalled or left while its
-	 * headers or body were arriving). */
+	/* No label: the request ended (client gone mid-body, timeout, a body too
+	 * long to discard) before api_handle ran. */
 	const char *label = req->label ? req->label : "unanswered";
 	json_t *o;
 	char *line;

@@ -28,7 +28,6 @@
 #include "core/util.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -2082,38 +2081,6 @@ START_TEST(test_encoded_nul_rejected)
 }
 END_TEST
 
-/* Kills (by pid) the odsd processes that failed tests left behind: this
- * process is their subreaper, so they are its children now. */
-static void reap_orphans(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	pid_t self = getpid();
-
-	while (d && (e = readdir(d))) {
-		char path[64], buf[512];
-		FILE *f;
-		int pid = atoi(e->d_name), ppid = 0;
-
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f)) {
-			char *rp = strrchr(buf, ')');
-			if (rp)
-				sscanf(rp + 1, " %*c %d", &ppid);
-		}
-		fclose(f);
-		if (ppid == self && kill(pid, SIGKILL) == 0)
-			waitpid(pid, NULL, 0);
-	}
-	if (d)
-		closedir(d);
-}
-
 int main(void)
 {
 	Suite *s = suite_create("http");
@@ -2182,6 +2149,6 @@ int main(void)
 	suite_add_tcase(s, tc);
 
 	rc = tu_run_suite(s);
-	reap_orphans();
+	tu_kill_orphans();
 	return rc;
 }

@@ -32,7 +32,6 @@
 #include "admin/token.h"
 #include "core/util.h"
 
-#include <dirent.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -2179,38 +2178,6 @@ START_TEST(test_ingest_freshness)
 }
 END_TEST
 
-/* Kills (by pid) the odsd processes that failed tests left behind: this
- * process is their subreaper, so they are its children now. */
-static void reap_orphans(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	pid_t self = getpid();
-
-	while (d && (e = readdir(d))) {
-		char path[64], buf[512];
-		FILE *f;
-		int pid = atoi(e->d_name), ppid = 0;
-
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f)) {
-			char *rp = strrchr(buf, ')');
-			if (rp)
-				sscanf(rp + 1, " %*c %d", &ppid);
-		}
-		fclose(f);
-		if (ppid == self && kill(pid, SIGKILL) == 0)
-			waitpid(pid, NULL, 0);
-	}
-	if (d)
-		closedir(d);
-}
-
 static TCase *tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
@@ -2260,6 +2227,6 @@ int main(void)
 	tcase_add_test(tc, test_ingest_freshness);
 
 	rc = tu_run_suite(s);
-	reap_orphans();
+	tu_kill_orphans();
 	return rc;
 }
