@@ -10,6 +10,7 @@
 # seconds per 10k requests, odsd peak RSS and the ratios odsd / pgbench.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 if [ -z "${ODS_TEST_DB_URI:-}" ]; then
 	"$top/deploy/install-deps.sh" --bench
 	[ -x "$top/odsd" ] || { echo "build first: ./configure && make" >&2; exit 1; }
@@ -19,24 +20,12 @@ fi
 secs=${1:-20}
 conns=${2:-32}
 customers=100000
-work=$(mktemp -d)
-odsd_pid=
-cleanup() {
-	[ -n "$odsd_pid" ] && kill "$odsd_pid" 2>/dev/null && wait "$odsd_pid" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-admin="$ODS_TEST_DB_URI"
-authn="postgresql://ods_authenticator@${admin#*@}"
-"$top/odsctl" migrate --db "$admin" --api-dir "$top/api" >/dev/null
-"$top/odsctl" demo generate --out "$work/demo" --customers "$customers" >/dev/null
-"$top/odsctl" demo load --db "$admin" --from "$work/demo" >/dev/null
-psql -qX "$admin" -c "VACUUM ANALYZE"
+bench_begin
+bench_demo "$top" "$customers"
 # The freshness columns would make every answer stale after a minute; keep them current.
 psql -qX "$admin" -c "UPDATE ods.synced_tables SET as_of = now()"
 
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
+bench_secret
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.pem" 2>/dev/null
 openssl pkey -in "$work/rsa.pem" -pubout -out "$work/rsa.pub"
 
@@ -49,15 +38,9 @@ start_odsd() { # ALG
 	ODS_LISTEN_PORT=$port ODS_DB_URI="$authn" ODS_DB_POOL_SIZE=$conns \
 		ODS_JWT_ALGORITHMS=$alg ODS_JWT_SECRET_FILE="$work/secret" \
 		ODS_JWT_PUBLIC_KEY_FILE="$work/rsa.pub" ODS_LOG_LEVEL=warn \
-		ODS_MAX_CONNECTIONS=1024 ODS_HTTP_THREADS=${ODS_HTTP_THREADS:-0} "$top/odsd" 2>"$work/odsd-$alg.log" &
+		ODS_MAX_CONNECTIONS=1024 ODS_HTTP_THREADS=${ODS_HTTP_THREADS:-0} "$top/odsd" 2>"$work/odsd.log" &
 	odsd_pid=$!
-	for _ in $(seq 1 100); do
-		curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "odsd did not become ready" >&2
-	cat "$work/odsd-$alg.log" >&2
-	exit 1
+	bench_wait_ready "$port"
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

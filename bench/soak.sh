@@ -22,15 +22,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out="$top/bench/out"
 build="$out/build-release"
+. "$top/bench/lib.sh"
 if [ -z "${ODS_TEST_DB_URI:-}" ]; then
 	"$top/deploy/install-deps.sh" --bench
-	mkdir -p "$build"
-	[ -x "$top/configure" ] || (cd "$top" && autoreconf -fi >/dev/null)
-	(
-		cd "$build"
-		[ -f Makefile ] || "$top/configure" >/dev/null
-		make -j"$(nproc)" odsd odsctl >/dev/null
-	)
+	bench_build "$build" "" odsd odsctl
 	ODS_HARNESS_PG=1 ODS_HARNESS_PG_OPTS="-c shared_buffers=256MB -c max_connections=200" \
 		exec "$top/tests/harness.sh" "$0" "$@"
 fi
@@ -39,28 +34,14 @@ conns=${2:-32}
 customers=100000
 threads=2
 csv="$out/soak-rss.csv"
-work=$(mktemp -d)
-odsd_pid=
 sampler_pid=
-cleanup() {
+bench_on_exit() {
 	[ -n "$sampler_pid" ] && kill "$sampler_pid" 2>/dev/null && wait "$sampler_pid" 2>/dev/null
-	if [ -n "$odsd_pid" ]; then
-		kill "$odsd_pid" 2>/dev/null || true
-		wait "$odsd_pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
+	return 0
 }
-trap cleanup EXIT
-
-admin="$ODS_TEST_DB_URI"
-authn="postgresql://ods_authenticator@${admin#*@}"
-"$build/odsctl" migrate --db "$admin" --api-dir "$top/api" >"$work/migrate.log" 2>&1 ||
-	{ cat "$work/migrate.log" >&2; exit 1; }
-"$build/odsctl" demo generate --out "$work/demo" --customers "$customers" >/dev/null
-"$build/odsctl" demo load --db "$admin" --from "$work/demo" >/dev/null
-psql -qX "$admin" -c "VACUUM ANALYZE"
-
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
+bench_begin
+bench_demo "$build" "$customers"
+bench_secret
 for i in $(seq 1 16); do
 	"$build/odsctl" token --secret-file "$work/secret" --role support_agent \
 		--scope "customers:read cases:read cases:write" --sub "soak$i" --ttl 7200 >>"$work/tokens"
@@ -69,11 +50,7 @@ port=$((20000 + RANDOM % 20000))
 ODS_LISTEN_PORT=$port ODS_DB_URI="$authn" ODS_DB_POOL_SIZE=16 ODS_MAX_CONNECTIONS=1024 \
 	ODS_JWT_SECRET_FILE="$work/secret" ODS_LOG_LEVEL=warn "$build/odsd" 2>"$work/odsd.log" &
 odsd_pid=$!
-for _ in $(seq 1 100); do
-	curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/odsd.log" >&2; exit 1; }
+bench_wait_ready "$port"
 
 run_wrk() { # RATE DURATION
 	TOKENS="$work/tokens" CUSTOMERS=$customers RATE=$1 THREADS=$threads \

@@ -14,38 +14,18 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out="$top/bench/out"
 build="$out/build-valgrind"
+. "$top/bench/lib.sh"
 if [ -z "${ODS_TEST_DB_URI:-}" ]; then
 	"$top/deploy/install-deps.sh" --bench
-	mkdir -p "$build"
-	[ -x "$top/configure" ] || (cd "$top" && autoreconf -fi >/dev/null)
-	(
-		cd "$build"
-		[ -f Makefile ] || "$top/configure" CFLAGS="-O1 -g -fno-omit-frame-pointer" >/dev/null
-		make -j"$(nproc)" odsd odsctl tests/mixload >/dev/null
-	)
+	bench_build "$build" "-O1 -g -fno-omit-frame-pointer" odsd odsctl tests/mixload
 	ODS_HARNESS_PG=1 exec "$top/tests/harness.sh" "$0" "$@"
 fi
 requests=${1:-10000}
 threads=${2:-4}
-work=$(mktemp -d)
 log="$out/valgrind-odsd.log"
-odsd_pid=
-cleanup() {
-	if [ -n "$odsd_pid" ]; then
-		kill "$odsd_pid" 2>/dev/null || true
-		wait "$odsd_pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-admin="$ODS_TEST_DB_URI"
-authn="postgresql://ods_authenticator@${admin#*@}"
-"$build/odsctl" migrate --db "$admin" --api-dir "$top/api" >"$work/migrate.log" 2>&1 ||
-	{ cat "$work/migrate.log" >&2; exit 1; }
-"$build/odsctl" demo generate --out "$work/demo" --customers 2000 >/dev/null
-"$build/odsctl" demo load --db "$admin" --from "$work/demo" >/dev/null
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
+bench_begin
+bench_demo "$build" 2000
+bench_secret
 
 port=$((20000 + RANDOM % 20000))
 ODS_LISTEN_PORT=$port ODS_DB_URI="$authn" ODS_JWT_SECRET_FILE="$work/secret" \
@@ -54,13 +34,7 @@ ODS_LISTEN_PORT=$port ODS_DB_URI="$authn" ODS_JWT_SECRET_FILE="$work/secret" \
 	--errors-for-leak-kinds=definite,indirect --error-exitcode=99 --num-callers=30 \
 	--log-file="$log" "$build/odsd" 2>"$work/odsd.log" &
 odsd_pid=$!
-for _ in $(seq 1 600); do
-	curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-	kill -0 "$odsd_pid" 2>/dev/null || break
-	sleep 0.1
-done
-curl -sf "http://127.0.0.1:$port/readyz" >/dev/null ||
-	{ echo "odsd did not become ready under valgrind" >&2; cat "$work/odsd.log" "$log" >&2; exit 1; }
+bench_wait_ready "$port" 600
 
 echo "bench/valgrind: odsd under memcheck, $requests mixed requests from $threads threads"
 driver=0

@@ -27,6 +27,7 @@
 # more than for reads.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 if [ -z "${ODS_TEST_DB_URI:-}" ]; then
 	"$top/deploy/install-deps.sh" --bench
 	[ -x "$top/odsd" ] || { echo "build first: ./configure && make" >&2; exit 1; }
@@ -42,40 +43,19 @@ batch=200
 customers=2000
 psql=psql
 [ -n "${ODS_TEST_PG_BINDIR:-}" ] && [ -x "$ODS_TEST_PG_BINDIR/psql" ] && psql=$ODS_TEST_PG_BINDIR/psql
-work=$(mktemp -d)
-odsd_pid=
-cleanup() {
-	if [ -n "$odsd_pid" ]; then
-		kill "$odsd_pid" 2>/dev/null || true
-		wait "$odsd_pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-admin="$ODS_TEST_DB_URI"
-authn="postgresql://ods_authenticator@${admin#*@}"
+bench_begin
 q() { "$psql" -qXAt -v ON_ERROR_STOP=1 "$admin" "$@"; }
 now() { date +%s.%N; }
 
-"$top/odsctl" migrate --db "$admin" --api-dir "$top/api" >"$work/migrate.log" 2>&1 ||
-	{ cat "$work/migrate.log" >&2; exit 1; }
-"$top/odsctl" demo generate --out "$work/demo" --customers "$customers" >/dev/null
-"$top/odsctl" demo load --db "$admin" --from "$work/demo" >/dev/null
-q -c "VACUUM ANALYZE"
-
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret"
+bench_demo "$top" "$customers"
+bench_secret
 port=$((20000 + RANDOM % 20000))
 ODS_LISTEN_PORT=$port ODS_DB_URI="$authn" ODS_DB_POOL_SIZE=$conns \
 	ODS_JWT_SECRET_FILE="$work/secret" ODS_LOG_LEVEL=warn ODS_MAX_CONNECTIONS=1024 \
 	ODS_HTTP_THREADS=${ODS_HTTP_THREADS:-0} \
 	ODS_MAX_BODY_BYTES=16777216 "$top/odsd" 2>"$work/odsd.log" &
 odsd_pid=$!
-for _ in $(seq 1 100); do
-	curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/odsd.log" >&2; exit 1; }
+bench_wait_ready "$port"
 token() { # ROLE SCOPE SUB
 	"$top/odsctl" token --secret-file "$work/secret" --role "$1" --scope "$2" --sub "$3" \
 		--ttl 7200

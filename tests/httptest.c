@@ -6,6 +6,7 @@
 #include "autoconfig.h"
 
 #include "httptest.h"
+#include "mixload.h"
 #include "testutil.h"
 
 #include "admin/token.h"
@@ -166,18 +167,7 @@ void tu_http(int port, const char *method, const char *path, const char *headers
 
 char *tu_http_header(const struct tu_http_response *r, const char *name)
 {
-	size_t n = strlen(name);
-
-	for (const char *p = strstr(r->head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
-		const char *line = p + 2;
-		if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-			const char *v = line + n + 1, *e = strstr(v, "\r\n");
-			while (*v == ' ')
-				v++;
-			return xstrndup(v, e ? (size_t)(e - v) : strlen(v));
-		}
-	}
-	return NULL;
+	return mixload_header(r->head, name);
 }
 
 void tu_http_free(struct tu_http_response *r)

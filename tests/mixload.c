@@ -215,8 +215,7 @@ static bool send_all(int fd, const char *p, size_t n)
 	return true;
 }
 
-/* The value of header name in head (a copy), or NULL. */
-static char *header(const char *head, const char *name)
+char *mixload_header(const char *head, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -255,7 +254,7 @@ static bool read_response(int fd, bool head_only, struct response *r)
 	r->head = xstrndup(in.data, hlen - 2);
 	if (sscanf(r->head, "HTTP/1.%*d %d", &r->status) != 1)
 		r->status = 0;
-	cl = header(r->head, "Content-Length");
+	cl = mixload_header(r->head, "Content-Length");
 	if (head_only || r->status == 204 || r->status == 304 || r->status < 200)
 		need = 0;
 	else if (cl)
@@ -275,7 +274,7 @@ static bool read_response(int fd, bool head_only, struct response *r)
 	if (!until_eof && r->body_len > need)
 		r->body_len = need; /* a pipelined extra answer is not ours */
 	r->body = xstrndup(in.data + hlen, r->body_len);
-	conn = header(r->head, "Connection");
+	conn = mixload_header(r->head, "Connection");
 	if (until_eof || (conn && strcasecmp(conn, "close") == 0))
 		r->status = -r->status; /* marks "the server closes"; undone by the caller */
 	free(conn);
@@ -360,8 +359,8 @@ static bool expect(struct worker *w, const char *what, const struct response *r,
 		ok = ok || s == r->status;
 	va_end(ap);
 	if (ok && r->status >= 400) {
-		rid = header(r->head, "Request-Id");
-		ct = header(r->head, "Content-Type");
+		rid = mixload_header(r->head, "Request-Id");
+		ct = mixload_header(r->head, "Content-Type");
 		ok = !rid || (ct && strcmp(ct, "application/problem+json") == 0);
 	}
 	if (!ok) {
@@ -383,7 +382,7 @@ static int pick(struct worker *w, int n)
 /* The path part of a Link: <path>; rel="next" header, or NULL. */
 static char *next_link(const struct response *r)
 {
-	char *link = header(r->head, "Link"), *path = NULL;
+	char *link = mixload_header(r->head, "Link"), *path = NULL;
 
 	if (link && link[0] == '<' && strchr(link, '>'))
 		path = xstrndup(link + 1, (size_t)(strchr(link, '>') - link - 1));
@@ -485,7 +484,7 @@ static void s_not_modified(struct worker *w)
 	snprintf(path, sizeof(path), "/v1/orders/%lld", fx->orders[pick(w, fx->norders)]);
 	exchange(w, "GET", path, fx->agent, NULL, &r);
 	expect(w, path, &r, 200, 0);
-	etag = header(r.head, "ETag");
+	etag = mixload_header(r.head, "ETag");
 	response_free(&r);
 	if (!etag)
 		return;
@@ -509,8 +508,8 @@ static char *create_case(struct worker *w, const char *key, const char *subject,
 
 	exchange(w, "POST", "/v1/cases", h, body, &r);
 	if (expect(w, "create case", &r, 201, 0)) {
-		loc = header(r.head, "Location");
-		*etag = header(r.head, "ETag");
+		loc = mixload_header(r.head, "Location");
+		*etag = mixload_header(r.head, "ETag");
 	}
 	response_free(&r);
 	free(body);
@@ -557,7 +556,7 @@ static void s_idempotency(struct worker *w)
 	response_free(&r);
 	exchange(w, "POST", "/v1/cases", h, body, &r);
 	if (expect(w, "replay", &r, 201, 0)) {
-		char *rep = header(r.head, "Idempotent-Replayed");
+		char *rep = mixload_header(r.head, "Idempotent-Replayed");
 		if (!rep || strcmp(rep, "true") != 0) {
 			if (w->unexpected++ == 0)
 				snprintf(w->first_unexpected, sizeof(w->first_unexpected),

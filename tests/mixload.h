@@ -46,6 +46,10 @@ struct mixload_report {
 bool mixload_run(const struct mixload_opts *o, struct mixload_report *rep, char *err,
                  size_t errlen);
 
+/* The value of header name (case-insensitive) in a raw response head
+ * ("HTTP/1.1 200 OK\r\nName: value\r\n..."), a copy; NULL when absent. */
+char *mixload_header(const char *head, const char *name);
+
 /* One summary line and the status histogram. */
 void mixload_print(const struct mixload_report *rep, FILE *f);
 
