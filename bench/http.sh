@@ -10,10 +10,11 @@
 # seconds per 10k requests, odsd peak RSS and the ratios odsd / pgbench.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+build="$top/bench/out/build-release"
 . "$top/bench/lib.sh"
 if [ -z "${ODS_TEST_DB_URI:-}" ]; then
 	"$top/deploy/install-deps.sh" --bench
-	[ -x "$top/odsd" ] || { echo "build first: ./configure && make" >&2; exit 1; }
+	bench_build "$build" "" odsd odsctl
 	ODS_HARNESS_PG=1 ODS_HARNESS_PG_OPTS="-c shared_buffers=512MB -c max_connections=200" \
 		exec "$top/tests/harness.sh" "$0" "$@"
 fi
@@ -21,7 +22,7 @@ secs=${1:-20}
 conns=${2:-32}
 customers=100000
 bench_begin
-bench_demo "$top" "$customers"
+bench_demo "$build" "$customers"
 # The freshness columns would make every answer stale after a minute; keep them current.
 psql -qX "$admin" -c "UPDATE ods.synced_tables SET as_of = now()"
 
@@ -38,7 +39,7 @@ start_odsd() { # ALG
 	ODS_LISTEN_PORT=$port ODS_DB_URI="$authn" ODS_DB_POOL_SIZE=$conns \
 		ODS_JWT_ALGORITHMS=$alg ODS_JWT_SECRET_FILE="$work/secret" \
 		ODS_JWT_PUBLIC_KEY_FILE="$work/rsa.pub" ODS_LOG_LEVEL=warn \
-		ODS_MAX_CONNECTIONS=1024 ODS_HTTP_THREADS=${ODS_HTTP_THREADS:-0} "$top/odsd" 2>"$work/odsd.log" &
+		ODS_MAX_CONNECTIONS=1024 ODS_HTTP_THREADS=${ODS_HTTP_THREADS:-0} "$build/odsd" 2>"$work/odsd.log" &
 	odsd_pid=$!
 	bench_wait_ready "$port"
 }
@@ -50,7 +51,7 @@ run_odsd() { # ALG
 	[ "$alg" = RS256 ] && key=(--alg RS256 --key-file "$work/rsa.pem")
 	: >"$work/tokens"
 	for i in $(seq 1 16); do
-		"$top/odsctl" token --secret-file "$work/secret" "${key[@]}" --role support_agent \
+		"$build/odsctl" token --secret-file "$work/secret" "${key[@]}" --role support_agent \
 			--scope "customers:read" --sub "agent$i" --ttl 7200 >>"$work/tokens"
 	done
 	start_odsd "$alg"

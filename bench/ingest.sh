@@ -21,8 +21,10 @@
 # and the commit.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+build="$top/bench/out/build-release"
+. "$top/bench/lib.sh"
 if [ -z "${ODS_TEST_DB_URI:-}" ]; then
-	[ -x "$top/odsctl" ] || { echo "build first: ./configure && make" >&2; exit 1; }
+	bench_build "$build" "" odsd odsctl
 	ODS_HARNESS_PG=1 ODS_HARNESS_DURABLE=1 exec "$top/tests/harness.sh" "$0" "$@"
 fi
 events=${1:-100000}
@@ -38,7 +40,7 @@ uri="$ODS_TEST_DB_URI"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-"$top/odsctl" migrate --db "$uri" --api-dir "$top/api" >"$dir/migrate.log" 2>&1 || { cat "$dir/migrate.log" >&2; exit 1; }
+"$build/odsctl" migrate --db "$uri" --api-dir "$top/api" >"$dir/migrate.log" 2>&1 || { cat "$dir/migrate.log" >&2; exit 1; }
 "$psql" -qX -v ON_ERROR_STOP=1 "$uri" <<SQL
 CREATE TABLE public.bench_batches (id integer PRIMARY KEY, n integer NOT NULL, body jsonb NOT NULL);
 INSERT INTO public.bench_batches

@@ -14,6 +14,11 @@ bench_build() {
 	local dir=$1 conf=()
 	[ -n "$2" ] && conf=(CFLAGS="$2")
 	shift 2
+	if [ -f "$top/config.status" ]; then
+		echo "bench: the source tree is configured in place, so it cannot also be built" \
+			"in $dir; run 'make distclean' in $top (or bench from a clean clone)" >&2
+		exit 1
+	fi
 	mkdir -p "$dir"
 	[ -x "$top/configure" ] || (cd "$top" && autoreconf -fi >/dev/null)
 	(

@@ -9,13 +9,15 @@
 # and prints the medians and the ratios of throughput to raw COPY.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+build="$top/bench/out/build-release"
+. "$top/bench/lib.sh"
 if [ -z "${ODS_TEST_DB_URI:-}" ]; then
-	[ -x "$top/odsctl" ] || { echo "build first: ./configure && make" >&2; exit 1; }
+	bench_build "$build" "" odsd odsctl
 	ODS_HARNESS_PG=1 ODS_HARNESS_DURABLE=1 exec "$top/tests/harness.sh" "$0" "$@"
 fi
 customers=${1:-100000}
 runs=${2:-5}
-odsctl="$top/odsctl"
+odsctl="$build/odsctl"
 uri="$ODS_TEST_DB_URI"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT

@@ -27,10 +27,11 @@
 # more than for reads.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+build="$top/bench/out/build-release"
 . "$top/bench/lib.sh"
 if [ -z "${ODS_TEST_DB_URI:-}" ]; then
 	"$top/deploy/install-deps.sh" --bench
-	[ -x "$top/odsd" ] || { echo "build first: ./configure && make" >&2; exit 1; }
+	bench_build "$build" "" odsd odsctl
 	ODS_HARNESS_PG=1 ODS_HARNESS_DURABLE=1 \
 		ODS_HARNESS_PG_OPTS="-c shared_buffers=256MB -c max_connections=200" \
 		exec "$top/tests/harness.sh" "$0" "$@"
@@ -47,17 +48,17 @@ bench_begin
 q() { "$psql" -qXAt -v ON_ERROR_STOP=1 "$admin" "$@"; }
 now() { date +%s.%N; }
 
-bench_demo "$top" "$customers"
+bench_demo "$build" "$customers"
 bench_secret
 port=$((20000 + RANDOM % 20000))
 ODS_LISTEN_PORT=$port ODS_DB_URI="$authn" ODS_DB_POOL_SIZE=$conns \
 	ODS_JWT_SECRET_FILE="$work/secret" ODS_LOG_LEVEL=warn ODS_MAX_CONNECTIONS=1024 \
 	ODS_HTTP_THREADS=${ODS_HTTP_THREADS:-0} \
-	ODS_MAX_BODY_BYTES=16777216 "$top/odsd" 2>"$work/odsd.log" &
+	ODS_MAX_BODY_BYTES=16777216 "$build/odsd" 2>"$work/odsd.log" &
 odsd_pid=$!
 bench_wait_ready "$port"
 token() { # ROLE SCOPE SUB
-	"$top/odsctl" token --secret-file "$work/secret" --role "$1" --scope "$2" --sub "$3" \
+	"$build/odsctl" token --secret-file "$work/secret" --role "$1" --scope "$2" --sub "$3" \
 		--ttl 7200
 }
 
