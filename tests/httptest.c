@@ -165,6 +165,27 @@ void tu_http(int port, const char *method, const char *path, const char *headers
 	strbuf_free(&req);
 }
 
+void tu_tick(void)
+{
+	struct timespec t = {0, 10 * 1000 * 1000};
+
+	nanosleep(&t, NULL);
+}
+
+bool tu_wait_backend(PGconn *c, const char *like, int timeout_ms)
+{
+	char *sql = xasprintf("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+	                      " AND pid <> pg_backend_pid() AND query LIKE '%s'",
+	                      like);
+	double deadline = tu_mono_ms() + timeout_ms;
+	bool seen;
+
+	while (!(seen = tu_long(c, sql) > 0) && tu_mono_ms() < deadline)
+		tu_tick();
+	free(sql);
+	return seen;
+}
+
 char *tu_http_header(const struct tu_http_response *r, const char *name)
 {
 	return mixload_header(r->head, name);

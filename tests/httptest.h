@@ -5,6 +5,7 @@
 #ifndef ODS_HTTPTEST_H
 #define ODS_HTTPTEST_H
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -50,6 +51,10 @@ int tu_http_try(int port, const void *bytes, size_t len, int timeout_ms,
                 struct tu_http_response *out);
 /* CLOCK_MONOTONIC in milliseconds. */
 double tu_mono_ms(void);
+/* The polling tick (10 ms) of bounded waits: poll a condition, tick, until a deadline. */
+void tu_tick(void);
+/* Waits (bounded) until a backend other than c's runs a statement LIKE like. */
+bool tu_wait_backend(PGconn *c, const char *like, int timeout_ms);
 
 /* A header's value (case-insensitive name), caller frees; NULL when absent. */
 char *tu_http_header(const struct tu_http_response *r, const char *name);

@@ -79,14 +79,6 @@ static void teardown(void)
 	free(db_uri);
 }
 
-static double mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 static int connect_odsd(void)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)od->port)};
@@ -106,7 +98,7 @@ static int connect_odsd(void)
 static void exchange(const void *bytes, size_t len, bool half_close, int deadline_ms,
                      struct tu_http_response *out, bool *closed)
 {
-	double end = mono_ms() + deadline_ms;
+	double end = tu_mono_ms() + deadline_ms;
 	struct strbuf in;
 	char buf[65536];
 	size_t off = 0;
@@ -124,7 +116,7 @@ static void exchange(const void *bytes, size_t len, bool half_close, int deadlin
 		shutdown(fd, SHUT_WR);
 	*closed = false;
 	for (;;) {
-		int left = (int)(end - mono_ms());
+		int left = (int)(end - tu_mono_ms());
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (left <= 0 || poll(&p, 1, left) <= 0)
 			break;
@@ -430,9 +422,9 @@ START_TEST(test_tls_on_plain_port)
 	double t0;
 
 	/* The client waits for a ServerHello: odsd closes (timeout) or refuses. */
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	exchange(client_hello, sizeof(client_hello), false, 10000, &r, &closed);
-	ck_assert_msg(closed, "odsd kept the TLS connection open for %.0f ms", mono_ms() - t0);
+	ck_assert_msg(closed, "odsd kept the TLS connection open for %.0f ms", tu_mono_ms() - t0);
 	expect_refused(&r, "ClientHello");
 	tu_http_free(&r);
 	/* The client gives up its side: a clean close or a 4xx, at once. */
@@ -630,8 +622,8 @@ START_TEST(test_client_aborts)
 		send_and_vanish(mid_chunk, i % 2);
 	}
 	/* Each aborted body is counted under the "unanswered" route once it is freed. */
-	deadline = mono_ms() + 5000;
-	while (!counted && mono_ms() < deadline) {
+	deadline = tu_mono_ms() + 5000;
+	while (!counted && tu_mono_ms() < deadline) {
 		tu_http(od->port, "GET", "/metrics", NULL, NULL, &r);
 		ck_assert_int_eq(r.status, 200);
 		counted =

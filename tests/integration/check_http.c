@@ -147,22 +147,6 @@ static void start(const char *const *env)
 	od = tu_odsd_start(db_uri, env);
 }
 
-static double mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-/* The polling tick of the bounded waits below. */
-static void tick(void)
-{
-	struct timespec t = {0, 10 * 1000 * 1000};
-
-	nanosleep(&t, NULL);
-}
-
 /* ---- response assertions ---- */
 
 static void expect_header(const struct tu_http_response *r, const char *name, const char *want)
@@ -400,24 +384,6 @@ static void expect_401(const char *headers, bool invalid_token, const char *why)
 
 /* ---- database and process helpers ---- */
 
-/* Waits (bounded) until a backend other than ours runs a statement matching like. */
-static bool wait_for_backend(const char *like, int timeout_ms)
-{
-	char *sql = xasprintf("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
-	                      " AND pid <> pg_backend_pid() AND query LIKE '%s'",
-	                      like);
-	double deadline = mono_ms() + timeout_ms;
-	bool seen = false;
-
-	while (!seen && mono_ms() < deadline) {
-		seen = tu_long(admin, sql) > 0;
-		if (!seen)
-			tick();
-	}
-	free(sql);
-	return seen;
-}
-
 /* Whether the log file contains needle. */
 static bool log_has(const char *needle)
 {
@@ -445,7 +411,7 @@ static void *bg_run(void *arg)
 	struct bg *b = arg;
 
 	tu_http(b->port, "GET", b->path, b->headers, NULL, &b->r);
-	b->finished_ms = mono_ms();
+	b->finished_ms = tu_mono_ms();
 	atomic_store(&b->done, true);
 	return NULL;
 }
@@ -1128,10 +1094,10 @@ START_TEST(test_statement_timeout)
 
 	start(env_timeout);
 	auth = agent();
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	get("/t/sleep?s=5", auth, &r);
 	expect_problem(&r, 504, "gateway_timeout", NULL, 0);
-	ck_assert_msg(mono_ms() - t0 < 4000, "the 200 ms statement timeout did not apply");
+	ck_assert_msg(tu_mono_ms() - t0 < 4000, "the 200 ms statement timeout did not apply");
 	tu_http_free(&r);
 	/* The one pooled connection is clean afterwards. */
 	get("/t/echo/3", auth, &r);
@@ -1300,9 +1266,9 @@ static bool wait_stale(const char *path, const char *auth, const char *want, dou
 		if (ok && freshness_out)
 			*freshness_out = tu_http_header(&r, "ODS-Freshness");
 		tu_http_free(&r);
-		if (ok || mono_ms() >= deadline)
+		if (ok || tu_mono_ms() >= deadline)
 			return ok;
-		tick();
+		tu_tick();
 	}
 }
 
@@ -1321,7 +1287,7 @@ START_TEST(test_freshness_follows_notify)
 
 	/* fresh -> stale: the catalog trigger NOTIFYs ods_freshness. */
 	set_as_of("customer_current", (long long)time(NULL) - 600);
-	t = mono_ms();
+	t = tu_mono_ms();
 	ck_assert_msg(wait_stale("/t/fresh1", auth, "?1", t + NOTIFY_MS, &fresh),
 	              "still fresh %d ms after the UPDATE", NOTIFY_MS);
 	ck_assert_msg(fresh && strstr(fresh, ";sla=60;stale") && strstr(fresh, ";lag=60"),
@@ -1331,7 +1297,7 @@ START_TEST(test_freshness_follows_notify)
 
 	/* stale -> fresh. */
 	set_as_of("customer_current", (long long)time(NULL));
-	t = mono_ms();
+	t = tu_mono_ms();
 	ck_assert_msg(wait_stale("/t/fresh1", auth, "?0", t + NOTIFY_MS, &fresh),
 	              "still stale %d ms after the UPDATE", NOTIFY_MS);
 	ck_assert_msg(fresh && strstr(fresh, ";stale") == NULL, "ODS-Freshness: %s",
@@ -1343,7 +1309,7 @@ START_TEST(test_freshness_follows_notify)
 	set_as_of("customer_current", (long long)time(NULL) - 3600);
 	ck_assert(wait_stale("/t/fresh1", auth, "?0", 0, NULL)); /* no notification yet */
 	tu_exec(admin, "NOTIFY ods_freshness");
-	t = mono_ms();
+	t = tu_mono_ms();
 	ck_assert_msg(wait_stale("/t/fresh1", auth, "?1", t + NOTIFY_MS, NULL),
 	              "still fresh %d ms after NOTIFY ods_freshness", NOTIFY_MS);
 	free(auth);
@@ -1360,8 +1326,8 @@ START_TEST(test_freshness_ages_without_writes)
 	auth = agent();
 	tu_exec(admin, "UPDATE ods.synced_tables SET freshness_sla = interval '2 seconds',"
 	               " as_of = now() WHERE table_name = 'customer_current'");
-	ck_assert(wait_stale("/t/fresh1", auth, "?0", mono_ms() + NOTIFY_MS, NULL));
-	ck_assert_msg(wait_stale("/t/fresh1", auth, "?1", mono_ms() + 6000, &fresh),
+	ck_assert(wait_stale("/t/fresh1", auth, "?0", tu_mono_ms() + NOTIFY_MS, NULL));
+	ck_assert_msg(wait_stale("/t/fresh1", auth, "?1", tu_mono_ms() + 6000, &fresh),
 	              "never went stale with a 2 s SLA");
 	ck_assert_msg(fresh && strstr(fresh, ";sla=2;stale"), "ODS-Freshness: %s",
 	              fresh ? fresh : "(none)");
@@ -1584,14 +1550,14 @@ START_TEST(test_pool_saturated_503)
 	start(env_pool_busy);
 	auth = agent();
 	bg_start(&b, "/t/sleep?s=2");
-	ck_assert_msg(wait_for_backend("%t_sleep%", 5000), "the slow request never started");
-	t0 = mono_ms();
+	ck_assert_msg(tu_wait_backend(admin, "%t_sleep%", 5000), "the slow request never started");
+	t0 = tu_mono_ms();
 	get("/t/echo/1", auth, &r);
 	expect_problem(&r, 503, "service_unavailable", NULL, 0);
 	ra = tu_http_header(&r, "Retry-After");
 	ck_assert_msg(ra && atoi(ra) >= 1, "Retry-After: %s", ra ? ra : "(none)");
 	free(ra);
-	ck_assert_msg(mono_ms() - t0 < 1500, "the pool wait was not bounded by 100 ms");
+	ck_assert_msg(tu_mono_ms() - t0 < 1500, "the pool wait was not bounded by 100 ms");
 	ck_assert_msg(!atomic_load(&b.done), "the slow request was no longer holding the pool");
 	tu_http_free(&r);
 
@@ -1616,14 +1582,14 @@ END_TEST
 /* Polls until GET path answers want (bounded). */
 static bool wait_status(const char *path, const char *auth, int want, int timeout_ms)
 {
-	double deadline = mono_ms() + timeout_ms;
+	double deadline = tu_mono_ms() + timeout_ms;
 
 	for (;;) {
 		if (status_of("GET", path, auth) == want)
 			return true;
-		if (mono_ms() >= deadline)
+		if (tu_mono_ms() >= deadline)
 			return false;
-		tick();
+		tu_tick();
 	}
 }
 
@@ -1695,19 +1661,19 @@ END_TEST
 /* Polls /metrics until it contains needle (requests are counted at completion). */
 static bool metrics_have(const char *needle, int timeout_ms)
 {
-	double deadline = mono_ms() + timeout_ms;
+	double deadline = tu_mono_ms() + timeout_ms;
 	struct tu_http_response r;
 	bool ok;
 
 	for (;;) {
 		get("/metrics", NULL, &r);
 		ok = r.status == 200 && strstr(r.body, needle) != NULL;
-		if (!ok && mono_ms() >= deadline)
+		if (!ok && tu_mono_ms() >= deadline)
 			fprintf(stderr, "/metrics:\n%s\n", r.body);
 		tu_http_free(&r);
-		if (ok || mono_ms() >= deadline)
+		if (ok || tu_mono_ms() >= deadline)
 			return ok;
-		tick();
+		tu_tick();
 	}
 }
 
@@ -1801,9 +1767,9 @@ START_TEST(test_sighup_reload)
 	auth = agent();
 	ck_assert(!log_has("configuration reloaded"));
 	ck_assert(kill(od->pid, SIGHUP) == 0);
-	deadline = mono_ms() + 5000;
-	while (!(reloaded = log_has("configuration reloaded")) && mono_ms() < deadline)
-		tick();
+	deadline = tu_mono_ms() + 5000;
+	while (!(reloaded = log_has("configuration reloaded")) && tu_mono_ms() < deadline)
+		tu_tick();
 	ck_assert_msg(reloaded, "no \"configuration reloaded\" in %s", od->log_file);
 	ck_assert(!log_has("reload failed"));
 	/* Still serving, with the same keys: a token minted before the reload verifies. */
@@ -1827,13 +1793,13 @@ START_TEST(test_sigterm_drains)
 
 	start(env_drain);
 	bg_start(&b, "/t/sleep?s=2");
-	ck_assert_msg(wait_for_backend("%t_sleep%", 5000), "the slow request never started");
+	ck_assert_msg(tu_wait_backend(admin, "%t_sleep%", 5000), "the slow request never started");
 	ck_assert(kill(od->pid, SIGTERM) == 0);
 	/* New connections are refused while the slow request drains... */
-	deadline = mono_ms() + 1500;
-	while (!(gone = refused(od->port)) && mono_ms() < deadline)
-		tick();
-	refused_at = mono_ms();
+	deadline = tu_mono_ms() + 1500;
+	while (!(gone = refused(od->port)) && tu_mono_ms() < deadline)
+		tu_tick();
+	refused_at = tu_mono_ms();
 	ck_assert_msg(gone, "odsd still accepts connections after SIGTERM");
 	/* ...and the slow request completes, after the refusal. */
 	bg_join(&b);

@@ -116,22 +116,6 @@ static void start(void)
 /* A thread per connection: every request of a race reaches the database at once. */
 static const char *const env_threaded[] = {"ODS_HTTP_THREADS=0", "ODS_DB_POOL_SIZE=8", NULL};
 
-static double mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-/* The polling tick of the bounded waits. */
-static void tick(void)
-{
-	struct timespec t = {0, 10 * 1000 * 1000};
-
-	nanosleep(&t, NULL);
-}
-
 /* ---- SQL as the superuser ---- */
 
 static char *vformat(const char *fmt, va_list ap)
@@ -790,14 +774,14 @@ START_TEST(test_case_concurrent_if_match)
 		ck_assert(pthread_create(&pt[i].th, NULL, patch_race, &pt[i]) == 0);
 	}
 	{
-		double deadline = mono_ms() + 10000;
+		double deadline = tu_mono_ms() + 10000;
 		long long waiting = 0;
-		while (waiting < NCONCURRENT && mono_ms() < deadline) {
+		while (waiting < NCONCURRENT && tu_mono_ms() < deadline) {
 			waiting =
 			        sqln("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
 			             " 'Lock' AND query LIKE '%%support_case_update%%'");
 			if (waiting < NCONCURRENT)
-				tick();
+				tu_tick();
 		}
 		tu_exec(locker, "COMMIT");
 		PQfinish(locker);
@@ -1292,8 +1276,8 @@ START_TEST(test_idempotency_in_flight_409)
 		atomic_init(&rc[i].done, false);
 		ck_assert(pthread_create(&rc[i].th, NULL, race, &rc[i]) == 0);
 	}
-	deadline = mono_ms() + 10000;
-	while ((finished < NCONCURRENT - 1 || waiting < 1) && mono_ms() < deadline) {
+	deadline = tu_mono_ms() + 10000;
+	while ((finished < NCONCURRENT - 1 || waiting < 1) && tu_mono_ms() < deadline) {
 		finished = 0;
 		for (int i = 0; i < NCONCURRENT; i++)
 			finished += atomic_load(&rc[i].done);
@@ -1301,7 +1285,7 @@ START_TEST(test_idempotency_in_flight_409)
 		        sqln("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
 		             " AND query LIKE '%%support_case_create%%'");
 		if (finished < NCONCURRENT - 1 || waiting < 1)
-			tick();
+			tu_tick();
 	}
 	tu_exec(locker, "COMMIT");
 	PQfinish(locker);
@@ -2141,7 +2125,7 @@ START_TEST(test_ingest_freshness)
 	o = ingest(sync, ev);
 	expect_counts(o, 1, 1, 0, 0);
 	json_decref(o);
-	t0 = mono_ms();
+	t0 = tu_mono_ms();
 	{
 		char *sql = xasprintf("SELECT to_char(as_of AT TIME ZONE 'UTC',"
 		                      " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM ods.synced_tables"
@@ -2150,7 +2134,7 @@ START_TEST(test_ingest_freshness)
 		free(sql);
 	}
 	/* The header follows the NOTIFY: bounded polling, 1 s. */
-	while (!seen && mono_ms() - t0 < FRESH_MS) {
+	while (!seen && tu_mono_ms() - t0 < FRESH_MS) {
 		char *needle = xasprintf("synced.customer_current;as-of=\"%s\"", want);
 		req("GET", "/v1/customers/5", reader, NULL, NULL, &r);
 		ck_assert_int_eq(r.status, 200);
@@ -2166,10 +2150,10 @@ START_TEST(test_ingest_freshness)
 		tu_http_free(&r);
 		free(needle);
 		if (!seen)
-			tick();
+			tu_tick();
 	}
 	ck_assert_msg(seen, "ODS-Freshness still \"%s\" %.0f ms after the ingest, want as-of %s",
-	              fresh, mono_ms() - t0, want);
+	              fresh, tu_mono_ms() - t0, want);
 	free(fresh);
 	free(ev);
 	free(want);

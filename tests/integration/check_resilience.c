@@ -74,13 +74,6 @@ static void teardown(void)
 	free(db_uri);
 }
 
-static void tick(void)
-{
-	struct timespec t = {0, 10 * 1000 * 1000};
-
-	nanosleep(&t, NULL);
-}
-
 /* A GET as bytes for tu_http_try (Connection: close); caller frees. */
 static char *get_bytes(const char *path, const char *auth)
 {
@@ -133,24 +126,9 @@ static bool wait_status(const char *path, const char *auth, int want, double dea
 	while (status_of(path, auth) != want) {
 		if (tu_mono_ms() >= deadline)
 			return false;
-		tick();
+		tu_tick();
 	}
 	return true;
-}
-
-/* Waits (bounded) until a backend other than admin's runs a statement like this. */
-static bool wait_for_backend(PGconn *c, const char *like, int timeout_ms)
-{
-	char *sql = xasprintf("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
-	                      " AND pid <> pg_backend_pid() AND query LIKE '%s'",
-	                      like);
-	double deadline = tu_mono_ms() + timeout_ms;
-	bool seen = false;
-
-	while (!(seen = tu_long(c, sql) > 0) && tu_mono_ms() < deadline)
-		tick();
-	free(sql);
-	return seen;
 }
 
 /* A GET on its own thread. */
@@ -286,7 +264,7 @@ START_TEST(test_saturation)
 
 	/* /healthz touches neither the pool nor the database: it stays fast. */
 	while (atomic_load(&l.started) < LOAD_CLIENTS)
-		tick();
+		tu_tick();
 	for (int i = 0; i < 40; i++, probes++) {
 		t0 = tu_mono_ms();
 		if (tu_http_try(od->port, healthz, sizeof(healthz) - 1, 10000, &r) != 0 ||
@@ -295,7 +273,7 @@ START_TEST(test_saturation)
 		if (tu_mono_ms() - t0 > worst)
 			worst = tu_mono_ms() - t0;
 		tu_http_free(&r);
-		tick();
+		tu_tick();
 	}
 	for (int i = 0; i < LOAD_CLIENTS; i++)
 		pthread_join(th[i], NULL);
@@ -445,7 +423,7 @@ static bool wait_stale(const char *auth, const char *want, double deadline)
 		tu_http_free(&r);
 		if (ok || tu_mono_ms() >= deadline)
 			return ok;
-		tick();
+		tu_tick();
 	}
 }
 
@@ -464,7 +442,7 @@ START_TEST(test_database_outage)
 
 	/* Down, with a request in flight. */
 	bg_start(&slow, "/t/sleep?s=30", auth);
-	ck_assert_msg(wait_for_backend(admin, "%t_sleep%", 5000), "the slow request never started");
+	ck_assert_msg(tu_wait_backend(admin, "%t_sleep%", 5000), "the slow request never started");
 	PQfinish(admin);
 	admin = NULL;
 	tu_pg_stop();
@@ -538,7 +516,7 @@ START_TEST(test_shutdown_bounded)
 	od = tu_odsd_start(db_uri, env_short_drain);
 	auth = tu_auth_header(od, "support_agent", SCOPES, "alice");
 	bg_start(&slow, "/t/sleep?s=30", auth);
-	ck_assert_msg(wait_for_backend(admin, "%t_sleep%", 5000), "the slow request never started");
+	ck_assert_msg(tu_wait_backend(admin, "%t_sleep%", 5000), "the slow request never started");
 	log_file = xstrdup(od->log_file);
 	t0 = tu_mono_ms();
 	tu_odsd_stop(od); /* SIGTERM; asserts exit status 0 */
@@ -587,7 +565,7 @@ START_TEST(test_shutdown_closes_keep_alive)
 	ck_assert_msg(n > 0 && strncmp(buf, "HTTP/1.1 200", 12) == 0, "first answer");
 
 	bg_start(&slow, "/t/sleep?s=1.5", auth); /* keeps the drain going */
-	ck_assert_msg(wait_for_backend(admin, "%t_sleep%", 5000), "the slow request never started");
+	ck_assert_msg(tu_wait_backend(admin, "%t_sleep%", 5000), "the slow request never started");
 	ck_assert(kill(od->pid, SIGTERM) == 0);
 	ck_assert(wait_status("/healthz", NULL, 0, tu_mono_ms() + 1500)); /* refused: draining */
 	ck_assert(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
@@ -662,7 +640,7 @@ START_TEST(test_shutdown_under_load)
 	for (int i = 0; i < CHURN_CLIENTS; i++)
 		ck_assert(pthread_create(&th[i], NULL, churn_client, &c) == 0);
 	while (atomic_load(&c.ok) < 100 && atomic_load(&c.bad) == 0)
-		tick();
+		tu_tick();
 	tu_odsd_stop(od); /* SIGTERM mid-load; asserts exit status 0 */
 	od = NULL;
 	for (int i = 0; i < CHURN_CLIENTS; i++)
