@@ -145,10 +145,23 @@ static int connect_server(void)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	struct timeval tv = {REPLY_TIMEOUT_S, 0};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = -1;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+	/* libFuzzer's timers send signals: a connect cut by one (EINTR) is
+	 * retried on a fresh socket, not taken for a dead server. */
+	for (int tries = 0; fd < 0 && tries < 100; tries++) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+			int e = errno;
+			close(fd);
+			fd = -1;
+			errno = e;
+			if (e != EINTR)
+				break;
+		}
+	}
+	if (fd < 0) {
 		fprintf(stderr, "fuzz_http: cannot connect to port %d: %s\n", port,
 		        strerror(errno));
 		abort();
@@ -171,6 +184,8 @@ static void exchange(const void *bytes, size_t len, char *out, size_t cap)
 
 	while (off < len) {
 		n = send(fd, (const char *)bytes + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break; /* the server may answer and close before reading it all */
 		off += (size_t)n;
