@@ -1,56 +1,16 @@
 /*
  * libFuzzer target: sync/ndjson.c (and sync/source.c, including its gzip path).
- * The input is written to a memfd and read back through source_open, as the
- * loader reads an extract file; every record is read to the end or the
- * first error. Build and run: see tests/fuzz/README.md.
- *
- * Inputs are small, so they never reach the reader's 256 KiB refill. An
- * input starting with 0xFE is therefore placed across that boundary: bytes
- * 1-2 give k (0..4095), the file is (256 KiB - k) blank lines, which the
- * reader skips, followed by the rest of the input, so its first k bytes
- * end the first buffer and the others start the second.
+ * The input is opened as an extract file (tests/fuzz/fuzz_extract.h, which
+ * also places some inputs across the reader's refill boundary); every record
+ * is read to the end or the first error. Build and run: tests/fuzz/README.md.
  */
 #include "autoconfig.h"
 
 #include "sync/ndjson.h"
 
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
+#include "fuzz_extract.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* NDJSON_BUFSIZE in src/sync/ndjson.c; keep in sync. */
-#define READER_BUFSIZE (256 * 1024)
-#define BOUNDARY_MODE  0xFE
-
-static int fd = -1;
-static uint8_t *boundary_buf;
-static char path[64];
-
-static int write_input(const uint8_t *data, size_t size)
-{
-	if (fd < 0) {
-		fd = memfd_create("fuzz_ndjson", 0);
-		if (fd < 0) {
-			perror("memfd_create");
-			abort();
-		}
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	}
-	if (ftruncate(fd, 0) != 0)
-		abort();
-	for (size_t off = 0; off < size;) {
-		ssize_t w = pwrite(fd, data + off, size - off, (off_t)off);
-		if (w <= 0)
-			abort();
-		off += (size_t)w;
-	}
-	return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -61,23 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	volatile size_t sink = 0;
 	int rc;
 
-	if (size >= 3 && data[0] == BOUNDARY_MODE) {
-		size_t k = ((size_t)data[1] | (size_t)data[2] << 8) % 4096;
-		size_t pad = READER_BUFSIZE - k, n = size - 3;
-		if (!boundary_buf) {
-			boundary_buf = malloc(READER_BUFSIZE + 1024 * 1024);
-			if (!boundary_buf)
-				abort();
-		}
-		if (n > 1024 * 1024)
-			return 0;
-		memset(boundary_buf, '\n', pad);
-		memcpy(boundary_buf + pad, data + 3, n);
-		write_input(boundary_buf, pad + n);
-	} else {
-		write_input(data, size);
-	}
-	src = source_open(path, err, sizeof(err));
+	src = fuzz_extract_open("fuzz_ndjson", data, size);
 	if (!src)
 		return 0;
 	r = ndjson_open(src);
