@@ -15,29 +15,8 @@
 # always end in the state of the history applied in order.
 set -u
 
-top=${ODS_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-odsctl=${ODSCTL:-$top/odsctl}
-api_dir=${ODS_API_DIR:-$top/api}
-
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-not_ok() { fail=$((fail + 1)); echo "not ok - $*"; }
-finish() {
-	echo "ingest_sql: $pass passed, $fail failed"
-	rm -rf "$work"
-	[ "$fail" -eq 0 ]
-	exit
-}
-
-if [ -z "${ODS_TEST_DB_URI:-}" ]; then
-	echo "ingest_sql: ODS_TEST_DB_URI is not set (run under tests/harness.sh)" >&2
-	exit 77
-fi
-psql=psql
-[ -n "${ODS_TEST_PG_BINDIR:-}" ] && [ -x "$ODS_TEST_PG_BINDIR/psql" ] && psql=$ODS_TEST_PG_BINDIR/psql
-work=$(mktemp -d "${TMPDIR:-/tmp}/ingest_sql.XXXXXX")
-db=ods_ingest_sql
-db_uri=${ODS_TEST_DB_URI%/*}/$db
+suite=ingest_sql
+. "$(dirname "$0")/lib.sh"
 
 # q SQL: runs SQL as the superuser; prints rows unaligned; fails on an error.
 q() {

@@ -14,35 +14,13 @@
 # release neither changes the verdict nor breaks the install).
 set -u
 
-top=${ODS_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-odsctl=${ODSCTL:-$top/odsctl}
-api_dir=${ODS_API_DIR:-$top/api}
+suite=openapi_routes
+. "$(dirname "$0")/lib.sh"
 spec=$top/openapi.yaml
 redocly=${ODS_REDOCLY_CLI:-@redocly/cli@1.34.20}
 builtins=("GET /healthz" "GET /metrics" "GET /openapi.yaml" "GET /readyz")
 
-pass=0 fail=0 skip=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-not_ok() { fail=$((fail + 1)); echo "not ok - $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP - $*"; }
-finish() {
-	echo "openapi_routes: $pass passed, $fail failed, $skip skipped"
-	rm -rf "$work"
-	[ "$fail" -eq 0 ]
-	exit
-}
-
-if [ -z "${ODS_TEST_DB_URI:-}" ]; then
-	echo "openapi_routes: ODS_TEST_DB_URI is not set (run under tests/harness.sh)" >&2
-	exit 77
-fi
-psql=psql
-[ -n "${ODS_TEST_PG_BINDIR:-}" ] && [ -x "$ODS_TEST_PG_BINDIR/psql" ] && psql=$ODS_TEST_PG_BINDIR/psql
-work=$(mktemp -d "${TMPDIR:-/tmp}/openapi_routes.XXXXXX")
-
 # ---- the catalog of a freshly migrated database ----
-db=ods_openapi_routes
-db_uri=${ODS_TEST_DB_URI%/*}/$db
 if "$psql" -X -q -v ON_ERROR_STOP=1 -d "$ODS_TEST_DB_URI" -c "DROP DATABASE IF EXISTS $db" \
 	-c "CREATE DATABASE $db" >"$work/createdb.log" 2>&1 &&
 	"$odsctl" migrate --db "$db_uri" --api-dir "$api_dir" >"$work/migrate.log" 2>&1; then

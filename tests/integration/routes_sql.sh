@@ -16,30 +16,8 @@
 # schemas of openapi.yaml.
 set -u
 
-top=${ODS_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-odsctl=${ODSCTL:-$top/odsctl}
-api_dir=${ODS_API_DIR:-$top/api}
-
-pass=0 fail=0 skip=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-not_ok() { fail=$((fail + 1)); echo "not ok - $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP - $*"; }
-finish() {
-	echo "routes_sql: $pass passed, $fail failed, $skip skipped"
-	rm -rf "$work"
-	[ "$fail" -eq 0 ]
-	exit
-}
-
-if [ -z "${ODS_TEST_DB_URI:-}" ]; then
-	echo "routes_sql: ODS_TEST_DB_URI is not set (run under tests/harness.sh)" >&2
-	exit 77
-fi
-psql=psql
-[ -n "${ODS_TEST_PG_BINDIR:-}" ] && [ -x "$ODS_TEST_PG_BINDIR/psql" ] && psql=$ODS_TEST_PG_BINDIR/psql
-work=$(mktemp -d "${TMPDIR:-/tmp}/routes_sql.XXXXXX")
-db=ods_routes_sql
-db_uri=${ODS_TEST_DB_URI%/*}/$db
+suite=routes_sql
+. "$(dirname "$0")/lib.sh"
 
 # sql ROLE SQL: runs SQL (";"-terminated statements) as ROLE the way odsd does, in
 # one transaction; ROLE "" runs it as the superuser. The claims carry the region

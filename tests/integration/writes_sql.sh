@@ -15,30 +15,8 @@
 # or erase it.
 set -u
 
-top=${ODS_TOP_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-odsctl=${ODSCTL:-$top/odsctl}
-api_dir=${ODS_API_DIR:-$top/api}
-
-pass=0 fail=0 skip=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-not_ok() { fail=$((fail + 1)); echo "not ok - $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP - $*"; }
-finish() {
-	echo "writes_sql: $pass passed, $fail failed, $skip skipped"
-	rm -rf "$work"
-	[ "$fail" -eq 0 ]
-	exit
-}
-
-if [ -z "${ODS_TEST_DB_URI:-}" ]; then
-	echo "writes_sql: ODS_TEST_DB_URI is not set (run under tests/harness.sh)" >&2
-	exit 77
-fi
-psql=psql
-[ -n "${ODS_TEST_PG_BINDIR:-}" ] && [ -x "$ODS_TEST_PG_BINDIR/psql" ] && psql=$ODS_TEST_PG_BINDIR/psql
-work=$(mktemp -d "${TMPDIR:-/tmp}/writes_sql.XXXXXX")
-db=ods_writes_sql
-db_uri=${ODS_TEST_DB_URI%/*}/$db
+suite=writes_sql
+. "$(dirname "$0")/lib.sh"
 
 # The token of the calls below: its sub ($sub, none when empty) and its region claim
 # ($reg, none when empty); the role is each call's.
