@@ -5,6 +5,7 @@
  */
 #include "autoconfig.h"
 
+#include "admin/cdc_status.h"
 #include "admin/demo.h"
 #include "admin/demo_load.h"
 #include "admin/freshness.h"
@@ -13,6 +14,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "db/db.h"
+#include "sync/cdc.h"
 #include "sync/loader.h"
 
 #include <getopt.h>
@@ -26,6 +28,9 @@ static const char usage_text[] =
         "  demo generate --out DIR [--customers N] [--seed S] [--as-of RFC3339]\n"
         "  demo load --db URI --from DIR               synced extracts + native seed rows\n"
         "  sync load --db URI TABLE FILE [--as-of RFC3339] [--incremental]\n"
+        "  sync run --db URI --source URI --name NAME [--tables SRC=TARGET,...] [--once]\n"
+        "                                              CDC worker for one PostgreSQL source\n"
+        "  sync status --db URI                        one line per CDC source\n"
         "  freshness --db URI                          freshness of every synced table\n"
         "  token --role R [--secret-file F] [--scope \"S ...\"] [--sub ID] [--ttl SECONDS]\n"
         "        [--alg HS256|HS384|HS512|RS256|RS384|RS512|ES256|ES384] [--key-file PRIVATE.pem]\n"
@@ -64,7 +69,11 @@ enum {
 	OPT_KID,
 	OPT_AUD,
 	OPT_ISS,
-	OPT_CLAIM
+	OPT_CLAIM,
+	OPT_SOURCE,
+	OPT_NAME,
+	OPT_TABLES,
+	OPT_ONCE
 };
 
 static const struct option long_opts[] = {
@@ -87,6 +96,10 @@ static const struct option long_opts[] = {
         {"aud", required_argument, NULL, OPT_AUD},
         {"iss", required_argument, NULL, OPT_ISS},
         {"claim", required_argument, NULL, OPT_CLAIM},
+        {"source", required_argument, NULL, OPT_SOURCE},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"tables", required_argument, NULL, OPT_TABLES},
+        {"once", no_argument, NULL, OPT_ONCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -98,6 +111,7 @@ struct args {
 	bool incremental;
 	int npos;
 	char *pos[4];
+	struct cdc_opts cdc;     /* odsctl sync run */
 	struct token_opts token; /* odsctl token */
 	const char *claims[32];
 };
@@ -185,6 +199,18 @@ static bool parse_args(int argc, char **argv, struct args *a, char *err, size_t 
 			if (!parse_number(optarg, &n) || n < 1 || n > 315360000)
 				return errf(err, errlen, "--ttl takes seconds from 1 to 315360000");
 			a->token.ttl = (long)n;
+			break;
+		case OPT_SOURCE:
+			a->cdc.source = optarg;
+			break;
+		case OPT_NAME:
+			a->cdc.name = optarg;
+			break;
+		case OPT_TABLES:
+			a->cdc.tables = optarg;
+			break;
+		case OPT_ONCE:
+			a->cdc.once = true;
 			break;
 		case OPT_CLAIM:
 			if (a->token.nclaims == ODS_ARRAY_LEN(a->claims))
@@ -280,6 +306,28 @@ static int cmd_sync_load(const struct args *a)
 	return 0;
 }
 
+static int cmd_sync_run(struct args *a)
+{
+	if (!a->db || !a->cdc.source || !a->cdc.name)
+		return usage("sync run: --db, --source and --name are required");
+	if (a->npos != 0)
+		return usage("sync run: unexpected argument");
+	a->cdc.db = a->db;
+	return cdc_run(&a->cdc);
+}
+
+static int cmd_sync_status(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	PGconn *conn = connect_or_die(a, err, sizeof(err));
+
+	if (!conn)
+		return die("sync status", err);
+	bool ok = cdc_status_report(conn, stdout, err, sizeof(err));
+	PQfinish(conn);
+	return ok ? 0 : die("sync status", err);
+}
+
 static int cmd_freshness(const struct args *a)
 {
 	char err[ODS_ERRLEN];
@@ -335,5 +383,9 @@ int main(int argc, char **argv)
 		return cmd_demo_load(&a);
 	if (strcmp(cmd, "sync") == 0 && strcmp(sub, "load") == 0)
 		return cmd_sync_load(&a);
+	if (strcmp(cmd, "sync") == 0 && strcmp(sub, "run") == 0)
+		return cmd_sync_run(&a);
+	if (strcmp(cmd, "sync") == 0 && strcmp(sub, "status") == 0)
+		return cmd_sync_status(&a);
 	return usage("unknown command");
 }
