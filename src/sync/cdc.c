@@ -369,8 +369,27 @@ static enum outcome finish(struct session *s)
 	advance(s);
 	if (!write_freshness(s, "stopped") || !cdc_apply_pump(s->apply, true, s->err, sizeof(s->err)))
 		return RETRY;
-	if (!send_status(s))
+	/* Confirm, and wait (bounded) for the keepalive that answers it: then the
+	 * source has taken the confirmation before we hang up. */
+	if (PQsetnonblocking(s->repl, 0) != 0 || !send_status(s)) {
 		log_warn("sync run: %s", s->err);
+		return DONE;
+	}
+	for (deadline = mono_ms() + 2000; mono_ms() < deadline;) {
+		uint8_t *buf;
+		int len, got = repl_read(s->repl, &buf, &len, s->err, sizeof(s->err));
+		struct pollfd pfd = {.fd = PQsocket(s->repl), .events = POLLIN};
+		if (got < 0)
+			break;
+		if (got == 1) {
+			bool keepalive = len > 0 && buf[0] == PGO_FRAME_KEEPALIVE;
+			PQfreemem(buf);
+			if (keepalive)
+				break;
+			continue;
+		}
+		poll(&pfd, 1, 50);
+	}
 	return DONE;
 }
 
