@@ -38,9 +38,12 @@ bool cdc_status_report(PGconn *conn, FILE *out, char *err, size_t errlen)
 		        PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
 		        PQgetvalue(res, i, 10));
 		if (PQgetvalue(res, i, 7)[0] == 't')
-			fprintf(out, "  WARNING: slot %s retains %s of WAL, more than %s "
-			        "(ods.cdc_sources.max_retained_wal_bytes): is the worker running?\n",
-			        PQgetvalue(res, i, 1), PQgetvalue(res, i, 6), PQgetvalue(res, i, 8));
+			fprintf(out,
+			        "  WARNING: slot %s retains %s of WAL, more than %s "
+			        "(ods.cdc_sources.max_retained_wal_bytes): is the worker "
+			        "running?\n",
+			        PQgetvalue(res, i, 1), PQgetvalue(res, i, 6),
+			        PQgetvalue(res, i, 8));
 		if (*PQgetvalue(res, i, 9))
 			fprintf(out, "  last error: %s\n", PQgetvalue(res, i, 9));
 	}

@@ -69,10 +69,10 @@ struct session {
 	uint64_t txn_lsn;
 	int64_t txn_time;
 	/* progress */
-	uint64_t received_end;     /* end of the last commit received */
-	uint64_t ka_pos, ka_need;  /* a keepalive's position, valid once ka_need is committed */
-	uint64_t passed;           /* every source change below this is applied or not ours */
-	bool probe_pending;        /* a source (position, time) waiting to be passed */
+	uint64_t received_end;    /* end of the last commit received */
+	uint64_t ka_pos, ka_need; /* a keepalive's position, valid once ka_need is committed */
+	uint64_t passed;          /* every source change below this is applied or not ours */
+	bool probe_pending;       /* a source (position, time) waiting to be passed */
 	uint64_t probe_lsn, source_wal;
 	int64_t probe_time;
 	long long retained;
@@ -246,7 +246,8 @@ static bool probe_source(struct session *s)
 	PGresult *res = PQexecParams(
 	        s->src,
 	        "SELECT (extract(epoch FROM t) * 1000000)::bigint - 946684800000000, l,"
-	        "  (SELECT (l - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1)"
+	        "  (SELECT (l - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = "
+	        "$1)"
 	        "  FROM (SELECT clock_timestamp() AS t OFFSET 0) a,"
 	        "       LATERAL (SELECT pg_current_wal_lsn() AS l OFFSET 0) b",
 	        1, NULL, params, NULL, NULL, 0);
@@ -257,7 +258,8 @@ static bool probe_source(struct session *s)
 		db_fail(s->src, res, s->err, sizeof(s->err));
 	else if (pgo_lsn_parse(PQgetvalue(res, 0, 1), &lsn)) {
 		s->source_wal = lsn;
-		s->retained = PQgetisnull(res, 0, 2) ? -1 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		s->retained =
+		        PQgetisnull(res, 0, 2) ? -1 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 		if (!s->probe_pending) {
 			s->probe_pending = true;
 			s->probe_lsn = lsn;
@@ -329,9 +331,10 @@ static enum outcome start(struct session *s)
 	}
 	for (int i = 0; i < s->map.n; i++) {
 		const char *params[] = {s->map.t[i].target};
-		char *sql = xasprintf("UPDATE ods.synced_tables SET rows = (SELECT count(*) FROM %s)"
-		                      " WHERE table_name = $1",
-		                      s->map.t[i].qtarget);
+		char *sql =
+		        xasprintf("UPDATE ods.synced_tables SET rows = (SELECT count(*) FROM %s)"
+		                  " WHERE table_name = $1",
+		                  s->map.t[i].qtarget);
 		bool ok = db_exec_params(s->ods, sql, 1, params, s->err, sizeof(s->err));
 		free(sql);
 		if (!ok)
@@ -359,7 +362,8 @@ static enum outcome finish(struct session *s)
 
 	if (!cdc_apply_pump(s->apply, true, s->err, sizeof(s->err)))
 		return cdc_apply_transient(s->apply) ? RETRY : FATAL;
-	while (cdc_apply_durable(s->apply) < cdc_apply_committed(s->apply) && mono_ms() < deadline) {
+	while (cdc_apply_durable(s->apply) < cdc_apply_committed(s->apply) &&
+	       mono_ms() < deadline) {
 		struct timespec pause = {0, 50 * 1000 * 1000};
 		if (!cdc_apply_probe(s->apply, s->err, sizeof(s->err)) ||
 		    !cdc_apply_pump(s->apply, true, s->err, sizeof(s->err)))
@@ -367,7 +371,8 @@ static enum outcome finish(struct session *s)
 		nanosleep(&pause, NULL);
 	}
 	advance(s);
-	if (!write_freshness(s, "stopped") || !cdc_apply_pump(s->apply, true, s->err, sizeof(s->err)))
+	if (!write_freshness(s, "stopped") ||
+	    !cdc_apply_pump(s->apply, true, s->err, sizeof(s->err)))
 		return RETRY;
 	/* Confirm, and wait (bounded) for the keepalive that answers it: then the
 	 * source has taken the confirmation before we hang up. */
@@ -481,7 +486,8 @@ int cdc_run(const struct cdc_opts *o)
 			session_close(&s);
 			return 1;
 		}
-		log_warn("sync run: source %s: %s; reconnecting in %d ms", o->name, s.err, backoff_ms);
+		log_warn("sync run: source %s: %s; reconnecting in %d ms", o->name, s.err,
+		         backoff_ms);
 		if (s.ods && PQstatus(s.ods) == CONNECTION_OK) {
 			PQclear(PQexec(s.ods, "ROLLBACK"));
 			cdc_state_write(s.ods, o->name, "reconnecting", s.err);

@@ -21,18 +21,27 @@
 /* Transactions in flight before sending waits for answers. */
 #define MAX_IN_FLIGHT 512
 
-enum pending_kind { P_PREPARE, P_UPSERT, P_DELETE, P_PARTIAL, P_TRUNCATE, P_OTHER, P_SYNC, P_PROBE };
+enum pending_kind {
+	P_PREPARE,
+	P_UPSERT,
+	P_DELETE,
+	P_PARTIAL,
+	P_TRUNCATE,
+	P_OTHER,
+	P_SYNC,
+	P_PROBE
+};
 
 struct pending {
 	enum pending_kind kind;
 	struct cdc_batch *batch; /* for naming a failing key; freed with the entry if owns */
 	bool owns;
-	int table;               /* index in the map, -1 for none */
-	int partial;             /* P_PARTIAL: which partial row */
-	uint64_t lsn;            /* statements: the commit LSN; P_SYNC: end LSN */
-	int64_t commit_time;     /* P_SYNC */
-	uint64_t last_end;       /* P_PROBE: the end LSN sent before it */
-	bool answered;           /* a result came; NULL comes next */
+	int table;           /* index in the map, -1 for none */
+	int partial;         /* P_PARTIAL: which partial row */
+	uint64_t lsn;        /* statements: the commit LSN; P_SYNC: end LSN */
+	int64_t commit_time; /* P_SYNC */
+	uint64_t last_end;   /* P_PROBE: the end LSN sent before it */
+	bool answered;       /* a result came; NULL comes next */
 };
 
 /* A durability probe answer: once the ODS has flushed past insert, end is durable. */
@@ -231,7 +240,8 @@ static char *upsert_sql(const struct cdc_table *t)
 		strbuf_adds(&sql, ") IS DISTINCT FROM ROW(");
 		for (int c = 0, k = 0; c < t->ncols; c++)
 			if (!t->cols[c].pk)
-				strbuf_addf(&sql, "%sEXCLUDED.%s", k++ ? ", " : "", t->cols[c].qname);
+				strbuf_addf(&sql, "%sEXCLUDED.%s", k++ ? ", " : "",
+				            t->cols[c].qname);
 		strbuf_adds(&sql, ")");
 	}
 	strbuf_adds(&sql, " RETURNING xmax = 0 AS ins) SELECT count(*) FILTER (WHERE ins) FROM w");
@@ -317,11 +327,13 @@ static bool send_arrays(struct cdc_apply *a, const struct cdc_batch *b, int ti, 
 	}
 	stmt_name(name, sizeof(name), pk_only ? 'd' : 'u', ti, a->prepared[ti]);
 	if (pipelined)
-		sent = PQsendQueryPrepared(a->conn, name, pk_only ? n : n + 2, params, NULL, NULL, 0);
+		sent = PQsendQueryPrepared(a->conn, name, pk_only ? n : n + 2, params, NULL, NULL,
+		                           0);
 	else {
-		PGresult *res = PQexecPrepared(a->conn, name, pk_only ? n : n + 2, params, NULL,
-		                               NULL, 0);
-		sent = PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK;
+		PGresult *res =
+		        PQexecPrepared(a->conn, name, pk_only ? n : n + 2, params, NULL, NULL, 0);
+		sent = PQresultStatus(res) == PGRES_TUPLES_OK ||
+		       PQresultStatus(res) == PGRES_COMMAND_OK;
 		PQclear(res);
 	}
 	for (int i = 0; i < n; i++)
@@ -350,8 +362,10 @@ static bool send_partial(struct cdc_apply *a, const struct cdc_batch *b, int ti,
 		vals[n] = v ? xstrndup(v, len) : NULL;
 		strbuf_addf(&sql, "%s = $%d::%s, ", t->cols[c].qname, ++n, t->cols[c].type);
 	}
-	strbuf_addf(&sql, "_source_committed_at = $%d, _source_position = $%d, _synced_at = now()"
-	            " WHERE ", n + 1, n + 2);
+	strbuf_addf(&sql,
+	            "_source_committed_at = $%d, _source_position = $%d, _synced_at = now()"
+	            " WHERE ",
+	            n + 1, n + 2);
 	vals[n] = xstrdup(ts);
 	vals[n + 1] = xstrdup(pos);
 	n += 2;
@@ -365,12 +379,13 @@ static bool send_partial(struct cdc_apply *a, const struct cdc_batch *b, int ti,
 		strbuf_addf(&sql, "%s%s = $%d::%s", k ? " AND " : "", c->qname, ++n, c->type);
 	}
 	if (pipelined)
-		sent = PQsendQueryParams(a->conn, sql.data, n, NULL, (const char *const *)vals, NULL,
-		                         NULL, 0);
+		sent = PQsendQueryParams(a->conn, sql.data, n, NULL, (const char *const *)vals,
+		                         NULL, NULL, 0);
 	else {
-		PGresult *res =
-		        PQexecParams(a->conn, sql.data, n, NULL, (const char *const *)vals, NULL, NULL, 0);
-		sent = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(res), "1") == 0;
+		PGresult *res = PQexecParams(a->conn, sql.data, n, NULL, (const char *const *)vals,
+		                             NULL, NULL, 0);
+		sent = PQresultStatus(res) == PGRES_COMMAND_OK &&
+		       strcmp(PQcmdTuples(res), "1") == 0;
 		PQclear(res);
 	}
 	for (int k = 0; k < n; k++)
@@ -452,8 +467,9 @@ bool cdc_apply_commit(struct cdc_apply *a, uint64_t end_lsn, int64_t commit_time
 	lsn_text(a->sent_end, prev, sizeof(prev));
 	lsn_text(end_lsn, next, sizeof(next));
 	cdc_time_text(commit_time, ts, sizeof(ts));
-	if (PQsendQueryParams(a->conn, "SELECT ods.cdc_advance($1, nullif($2, '0/0')::pg_lsn, $3, $4)",
-	                      4, NULL, params, NULL, NULL, 0) != 1)
+	if (PQsendQueryParams(a->conn,
+	                      "SELECT ods.cdc_advance($1, nullif($2, '0/0')::pg_lsn, $3, $4)", 4,
+	                      NULL, params, NULL, NULL, 0) != 1)
 		return send_failed(a, err, errlen);
 	push(a, P_OTHER);
 	if (PQpipelineSync(a->conn) != 1)
@@ -514,13 +530,14 @@ bool cdc_apply_freshness(struct cdc_apply *a, const struct cdc_progress *p, char
 		snprintf(lag, sizeof(lag), "%lld", p->lag_bytes);
 	if (p->retained >= 0)
 		snprintf(ret, sizeof(ret), "%lld", p->retained);
-	const char *params[] = {a->source,  p->state,   asof,       p->caught_up ? "t" : "f",
-	                        wal,        lag,        ret,        names.data,
+	const char *params[] = {a->source,  p->state, asof, p->caught_up ? "t" : "f",
+	                        wal,        lag,      ret,  names.data,
 	                        deltas.data};
 	ok = PQsendQueryParams(
 	             a->conn,
 	             "WITH s AS (UPDATE ods.cdc_sources SET state = $2, updated_at = now(),"
-	             "   caught_up_at = CASE WHEN $4 THEN greatest(caught_up_at, nullif($3, '')::timestamptz)"
+	             "   caught_up_at = CASE WHEN $4 THEN greatest(caught_up_at, nullif($3, "
+	             "'')::timestamptz)"
 	             "                  ELSE caught_up_at END,"
 	             "   source_wal_lsn = coalesce(nullif($5, '')::pg_lsn, source_wal_lsn),"
 	             "   lag_bytes = coalesce(nullif($6, '')::bigint, lag_bytes),"
@@ -557,7 +574,7 @@ static bool transient_state(const char *s)
 static void name_key(struct cdc_apply *a, const struct pending *p, struct strbuf *out)
 {
 	const struct cdc_batch *b = p->batch;
-	enum cdc_op op = p->kind == P_DELETE ? CDC_DELETE
+	enum cdc_op op = p->kind == P_DELETE    ? CDC_DELETE
 	                 : p->kind == P_PARTIAL ? CDC_PARTIAL
 	                                        : CDC_UPSERT;
 	PGresult *res;
@@ -680,12 +697,14 @@ static bool take(struct cdc_apply *a, PGresult *res, char *err, size_t errlen)
 			int keep = 0;
 			for (int i = 0; i < a->nmarks; i++)
 				if (a->marks[i].insert <= fl)
-					a->durable_end = a->marks[i].end > a->durable_end ? a->marks[i].end
-					                                                  : a->durable_end;
+					a->durable_end = a->marks[i].end > a->durable_end
+					                         ? a->marks[i].end
+					                         : a->durable_end;
 				else
 					a->marks[keep++] = a->marks[i];
 			a->nmarks = keep;
-			if (p->last_end > a->durable_end && a->nmarks < (int)ODS_ARRAY_LEN(a->marks))
+			if (p->last_end > a->durable_end &&
+			    a->nmarks < (int)ODS_ARRAY_LEN(a->marks))
 				a->marks[a->nmarks++] = (struct mark){ins, p->last_end};
 		}
 	}

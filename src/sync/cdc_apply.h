@@ -29,12 +29,12 @@ struct cdc_apply;
 
 /* What the source is known to be at, for the freshness write. */
 struct cdc_progress {
-	const char *state;     /* ods.cdc_sources.state */
-	int64_t as_of;         /* PostgreSQL-epoch us; 0 = unknown */
-	bool caught_up;        /* as_of is a caught-up time */
-	uint64_t source_wal;   /* 0 = unknown */
-	long long lag_bytes;   /* -1 = unknown */
-	long long retained;    /* -1 = unknown */
+	const char *state;   /* ods.cdc_sources.state */
+	int64_t as_of;       /* PostgreSQL-epoch us; 0 = unknown */
+	bool caught_up;      /* as_of is a caught-up time */
+	uint64_t source_wal; /* 0 = unknown */
+	long long lag_bytes; /* -1 = unknown */
+	long long retained;  /* -1 = unknown */
 };
 
 /* Connects, enters pipeline mode; applied = the stored applied_lsn (the chain's start). */

@@ -100,8 +100,9 @@ static bool make_key(const struct cdc_batch *b, const struct pgo_tuple *tu, stru
 	for (int k = 0; k < b->t->npk; k++) {
 		const struct pgo_value *v = value_of(b, tu, b->t->pk[k]);
 		if (!v || v->kind != 't')
-			return errf(err, errlen, "a change to %s.%s carries no value for key column %s",
-			            b->t->src_schema, b->t->src_table, b->t->cols[b->t->pk[k]].name);
+			return errf(
+			        err, errlen, "a change to %s.%s carries no value for key column %s",
+			        b->t->src_schema, b->t->src_table, b->t->cols[b->t->pk[k]].name);
 		uint32_t n = v->len;
 		strbuf_add(key, &n, sizeof(n));
 		strbuf_add(key, v->data, v->len);
@@ -142,8 +143,8 @@ static int find_row(struct cdc_batch *b, const struct strbuf *key, bool create)
 	if (b->n == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 64;
 		b->rows = xrealloc(b->rows, (size_t)b->cap * sizeof(*b->rows));
-		b->vals = xrealloc(b->vals, (size_t)b->cap * (size_t)(b->t->ncols + 1) *
-		                                    sizeof(*b->vals));
+		b->vals = xrealloc(b->vals,
+		                   (size_t)b->cap * (size_t)(b->t->ncols + 1) * sizeof(*b->vals));
 	}
 	struct row *r = &b->rows[b->n];
 	r->op = 0;
@@ -169,7 +170,8 @@ static bool store_row(struct cdc_batch *b, int i, const struct pgo_tuple *tu, ch
 	for (int c = 0; c < b->t->ncols; c++) {
 		const struct pgo_value *v = value_of(b, tu, c);
 		if (!v)
-			return errf(err, errlen, "a change to %s.%s has %d columns, fewer than mapped",
+			return errf(err, errlen,
+			            "a change to %s.%s has %d columns, fewer than mapped",
 			            b->t->src_schema, b->t->src_table, tu->n);
 		if (v->kind == 'u') {
 			partial |= vals[c].kind == 'u';
@@ -221,8 +223,7 @@ static bool put(struct cdc_batch *b, const struct pgo_tuple *row, char *err, siz
 	return ok;
 }
 
-bool cdc_batch_insert(struct cdc_batch *b, const struct pgo_tuple *row, char *err,
-                      size_t errlen)
+bool cdc_batch_insert(struct cdc_batch *b, const struct pgo_tuple *row, char *err, size_t errlen)
 {
 	return put(b, row, err, errlen);
 }
@@ -260,7 +261,8 @@ bool cdc_batch_update(struct cdc_batch *b, const struct pgo_tuple *old_key,
 		const struct val *src = &b->vals[(size_t)from * (size_t)b->t->ncols];
 		struct val *dst = &b->vals[(size_t)to * (size_t)b->t->ncols];
 		for (int c = 0; c < b->t->ncols; c++)
-			dst[c] = b->rows[from].op == CDC_DELETE ? (struct val){.kind = 'u'} : src[c];
+			dst[c] =
+			        b->rows[from].op == CDC_DELETE ? (struct val){.kind = 'u'} : src[c];
 		mark_deleted(b, from, old_key);
 		ok = store_row(b, to, row, err, errlen);
 	} else if (ok) {
@@ -305,7 +307,8 @@ void cdc_batch_array(const struct cdc_batch *b, enum cdc_op op, int col, int onl
 			if (!first)
 				strbuf_addc(out, ',');
 			first = false;
-			add_element(out, b, &b->vals[(size_t)i * (size_t)b->t->ncols + (size_t)col]);
+			add_element(out, b,
+			            &b->vals[(size_t)i * (size_t)b->t->ncols + (size_t)col]);
 		}
 		k++;
 	}
@@ -325,7 +328,8 @@ bool cdc_batch_partial_value(const struct cdc_batch *b, int i, int col, const ch
                              size_t *len)
 {
 	int r = nth(b, CDC_PARTIAL, i);
-	const struct val *v = r < 0 ? NULL : &b->vals[(size_t)r * (size_t)b->t->ncols + (size_t)col];
+	const struct val *v =
+	        r < 0 ? NULL : &b->vals[(size_t)r * (size_t)b->t->ncols + (size_t)col];
 
 	if (!v || v->kind == 'u')
 		return false;

@@ -59,8 +59,7 @@ void cdc_state_write(PGconn *ods, const char *name, const char *state, const cha
 }
 
 /* The publication holds exactly the mapped tables. */
-static bool publish(PGconn *src, const struct cdc_map *m, const char *pub, char *err,
-                    size_t errlen)
+static bool publish(PGconn *src, const struct cdc_map *m, const char *pub, char *err, size_t errlen)
 {
 	const char *params[] = {pub};
 	PGresult *res = PQexecParams(src, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1,
@@ -72,7 +71,8 @@ static bool publish(PGconn *src, const struct cdc_map *m, const char *pub, char 
 
 	PQclear(res);
 	strbuf_init(&sql);
-	strbuf_addf(&sql, exists ? "ALTER PUBLICATION %s SET TABLE " : "CREATE PUBLICATION %s FOR TABLE ",
+	strbuf_addf(&sql,
+	            exists ? "ALTER PUBLICATION %s SET TABLE " : "CREATE PUBLICATION %s FOR TABLE ",
 	            qpub);
 	for (int i = 0; i < m->n; i++) {
 		char *s = PQescapeIdentifier(src, m->t[i].src_schema, strlen(m->t[i].src_schema));
@@ -151,7 +151,8 @@ bool cdc_copy(PGconn *ods, PGconn *src, const char *source_uri, const char *name
 
 	*repl = NULL;
 	cdc_state_write(ods, name, "copying", NULL);
-	if (!publish(src, m, st->publication, err, errlen) || !drop_slot(src, st->slot, err, errlen))
+	if (!publish(src, m, st->publication, err, errlen) ||
+	    !drop_slot(src, st->slot, err, errlen))
 		return false;
 	res = PQexec(src, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC',"
 	                  " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");

@@ -18,8 +18,8 @@ static bool is_freshness_column(const char *name)
 	       strcmp(name, "_source_position") == 0;
 }
 
-static bool query(PGconn *conn, const char *sql, int n, const char *const *params,
-                  PGresult **out, char *err, size_t errlen)
+static bool query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **out,
+                  char *err, size_t errlen)
 {
 	*out = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(*out) == PGRES_TUPLES_OK || PQresultStatus(*out) == PGRES_COMMAND_OK)
@@ -130,8 +130,8 @@ static bool load_columns(PGconn *ods, struct cdc_table *t, char *err, size_t err
 	return true;
 }
 
-bool cdc_map_load(PGconn *ods, const char *name, const char *tables, struct cdc_map *m,
-                  char *err, size_t errlen)
+bool cdc_map_load(PGconn *ods, const char *name, const char *tables, struct cdc_map *m, char *err,
+                  size_t errlen)
 {
 	const char *params[] = {name};
 	PGresult *res = NULL;
@@ -140,7 +140,8 @@ bool cdc_map_load(PGconn *ods, const char *name, const char *tables, struct cdc_
 	memset(m, 0, sizeof(*m));
 	ok = db_exec(ods, "BEGIN", err, errlen) && write_mappings(ods, name, tables, err, errlen) &&
 	     query(ods,
-	           "SELECT table_name, split_part(source_name, '.', 1), split_part(source_name, '.', 2)"
+	           "SELECT table_name, split_part(source_name, '.', 1), split_part(source_name, "
+	           "'.', 2)"
 	           "  FROM ods.synced_tables WHERE cdc_source = $1 ORDER BY table_name",
 	           1, params, &res, err, errlen);
 	if (ok) {
@@ -158,10 +159,11 @@ bool cdc_map_load(PGconn *ods, const char *name, const char *tables, struct cdc_
 		}
 		PQclear(res);
 		if (m->n == 0)
-			ok = errf(err, errlen,
-			          "source %s maps no table: pass --tables SOURCE=TARGET,... or mark "
-			          "synced tables continuous",
-			          name);
+			ok = errf(
+			        err, errlen,
+			        "source %s maps no table: pass --tables SOURCE=TARGET,... or mark "
+			        "synced tables continuous",
+			        name);
 	}
 	for (int i = 0; ok && i < m->n; i++)
 		ok = load_columns(ods, &m->t[i], err, errlen);

@@ -52,8 +52,8 @@ struct cdc_map {
  * into ods.synced_tables, assigns the continuous tables no source owns when
  * the source owns none yet, and loads what the source owns.
  */
-bool cdc_map_load(PGconn *ods, const char *name, const char *tables, struct cdc_map *m,
-                  char *err, size_t errlen) ODS_MUST_CHECK;
+bool cdc_map_load(PGconn *ods, const char *name, const char *tables, struct cdc_map *m, char *err,
+                  size_t errlen) ODS_MUST_CHECK;
 void cdc_map_free(struct cdc_map *m);
 
 /* Checks every mapped table against the source's catalog; names what is missing. */

@@ -56,7 +56,7 @@ struct load {
 	/* per file field: the index in cols, or -1 to drop it (_synced_at) */
 	int *map;
 	int nfields;
-	bool append_as_of; /* the file has no _source_committed_at: use --as-of */
+	bool append_as_of;    /* the file has no _source_committed_at: use --as-of */
 	bool append_position; /* the file has no _source_position: use o->position */
 	/* file line of each record sent, to translate COPY's line numbers */
 	long long *lines;
@@ -628,7 +628,8 @@ static bool open_file(struct load *l, char *err, size_t errlen)
 		l->csv = csv_open(l->src);
 		got = csv_next(l->csv, &hdr, err, errlen);
 		if (got <= 0)
-			return got == 0 ? errf(err, errlen, "%s: no header row", l->o->file) : false;
+			return got == 0 ? errf(err, errlen, "%s: no header row", l->o->file)
+			                : false;
 		return map_header(l, hdr.field, hdr.nfields, err, errlen);
 	}
 	if (!is_csv(l->o->file) && !is_ndjson(l->o->file))

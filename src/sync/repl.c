@@ -56,8 +56,8 @@ bool repl_create_slot(PGconn *conn, const char *slot, char *snapshot, size_t sna
 	return ok;
 }
 
-bool repl_start(PGconn *conn, const char *slot, const char *publication, uint64_t start,
-                char *err, size_t errlen)
+bool repl_start(PGconn *conn, const char *slot, const char *publication, uint64_t start, char *err,
+                size_t errlen)
 {
 	char lsn[32];
 	char *qslot = PQescapeIdentifier(conn, slot, strlen(slot));

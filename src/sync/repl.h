@@ -24,8 +24,8 @@ bool repl_create_slot(PGconn *conn, const char *slot, char *snapshot, size_t sna
                       uint64_t *consistent_lsn, char *err, size_t errlen) ODS_MUST_CHECK;
 
 /* START_REPLICATION SLOT slot LOGICAL start (proto_version 1, publication). */
-bool repl_start(PGconn *conn, const char *slot, const char *publication, uint64_t start,
-                char *err, size_t errlen) ODS_MUST_CHECK;
+bool repl_start(PGconn *conn, const char *slot, const char *publication, uint64_t start, char *err,
+                size_t errlen) ODS_MUST_CHECK;
 
 /*
  * The next CopyData payload without blocking: 1 with *buf (PQfreemem it) and
