@@ -193,6 +193,37 @@ else
 	not_ok "second --once"; cat "$work/once2.log"
 fi
 
+# ---- a copy that dies half way is redone cleanly ----
+db2_uri=${ODS_TEST_DB_URI%/*}/${db}_copy
+q2() { "$psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db2_uri" -c "$1" 2>"$work/err"; }
+once2() { "$odsctl" sync run --db "$db2_uri" --source "$src_uri" --name copytest --tables public.orders=order_current --once; }
+"$psql" -X -q -d "$ODS_TEST_DB_URI" -c "CREATE DATABASE ${db}_copy" >/dev/null &&
+	"$odsctl" migrate --db "$db2_uri" --api-dir "$api_dir" >/dev/null 2>&1
+q2 "ALTER TABLE synced.order_current ADD CONSTRAINT refuse_1500 CHECK (order_id <> 1500)" >/dev/null
+if ! once2 >"$work/copy.log" 2>&1 && grep -q "refuse_1500" "$work/copy.log" &&
+	[ "$(q2 "SELECT state = 'error' AND tables = '{}' AND NOT EXISTS (SELECT 1 FROM synced.order_current) FROM ods.cdc_sources")" = t ]; then
+	ok "a copy that fails: exit 1, nothing copied, the source not streaming"
+else
+	not_ok "failing copy"; cat "$work/copy.log"
+fi
+q2 "ALTER TABLE synced.order_current DROP CONSTRAINT refuse_1500" >/dev/null
+for k in 1 2 3; do # kill -9 during the copy, at different points
+	"$odsctl" sync run --db "$db2_uri" --source "$src_uri" --name copytest --tables public.orders=order_current >/dev/null 2>&1 &
+	p=$!
+	sleep "0.0$((k * 3))"
+	kill -9 $p 2>/dev/null
+	wait $p 2>/dev/null
+done
+if once2 >"$work/copy.log" 2>&1; then ok "after kill -9s during the copy, --once copies again and exits 0"; else
+	not_ok "copy after kills"; cat "$work/copy.log"
+fi
+a=$(qs "$(sum_sql public.orders "$ocols" order_id)")
+b=$(q2 "$(sum_sql synced.order_current "$ocols" order_id)")
+[ "$a" = "$b" ] && ok "the redone copy equals the source ($a)" || not_ok "redone copy: $a vs $b"
+[ "$(qs "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'ods_copytest'")" = 1 ] &&
+	ok "one slot for the source, whatever the failed attempts left" || not_ok "slots after the copy"
+qs "SELECT pg_drop_replication_slot('ods_copytest')" >/dev/null
+
 # The chain of applied positions, for the exactly-once checks: one row per ODS
 # transaction that moved applied_lsn.
 q "CREATE TABLE public.chain (seq bigserial, prev pg_lsn, next pg_lsn, xid bigint DEFAULT txid_current());
