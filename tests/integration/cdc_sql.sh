@@ -179,6 +179,9 @@ same "the copy equals the source"
 expect "copied rows carry the slot's consistent point and the snapshot time" \
 	"SELECT count(*) = 2000 AND min(_source_position) > 0 AND min(_source_position) = max(_source_position)
 	   AND max(_source_committed_at) <= now() FROM synced.order_current"
+expect "the copy left planner statistics (ANALYZE is part of a load that fills a table)" \
+	"SELECT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = 'synced' AND tablename = 'order_current')
+	   AND (SELECT reltuples = 2000 FROM pg_class WHERE oid = 'synced.order_current'::regclass)"
 expect "the source is streaming-ready: slot, applied LSN, tables" \
 	"SELECT state = 'stopped' AND applied_lsn IS NOT NULL AND tables = '{public.orders=order_current,public.work_orders=work_order_current}'
 	   AND copied_at IS NOT NULL FROM ods.cdc_sources WHERE name = 'oms'"
