@@ -6,8 +6,10 @@
 #include "autoconfig.h"
 
 #include "admin/cdc_status.h"
+#include "admin/churn.h"
 #include "admin/demo.h"
 #include "admin/demo_load.h"
+#include "admin/demo_source.h"
 #include "admin/freshness.h"
 #include "admin/migrate.h"
 #include "admin/token.h"
@@ -27,6 +29,10 @@ static const char usage_text[] =
         "  migrate --db URI [--api-dir DIR]            apply api/schema + api/routes\n"
         "  demo generate --out DIR [--customers N] [--seed S] [--as-of RFC3339]\n"
         "  demo load --db URI --from DIR               synced extracts + native seed rows\n"
+        "  demo source --db SOURCE_URI --from DIR      the demo's OLTP source database (for sync "
+        "run)\n"
+        "  demo churn --db SOURCE_URI [--rate N] [--duration SECONDS] [--seed S]\n"
+        "                                              N realistic source changes per second\n"
         "  sync load --db URI TABLE FILE [--as-of RFC3339] [--incremental]\n"
         "  sync run --db URI --source URI --name NAME [--tables SRC=TARGET,...] [--once]\n"
         "                                              CDC worker for one PostgreSQL source\n"
@@ -73,7 +79,9 @@ enum {
 	OPT_SOURCE,
 	OPT_NAME,
 	OPT_TABLES,
-	OPT_ONCE
+	OPT_ONCE,
+	OPT_RATE,
+	OPT_DURATION
 };
 
 static const struct option long_opts[] = {
@@ -100,6 +108,8 @@ static const struct option long_opts[] = {
         {"name", required_argument, NULL, OPT_NAME},
         {"tables", required_argument, NULL, OPT_TABLES},
         {"once", no_argument, NULL, OPT_ONCE},
+        {"rate", required_argument, NULL, OPT_RATE},
+        {"duration", required_argument, NULL, OPT_DURATION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -108,6 +118,7 @@ struct args {
 	const char *db, *api_dir, *out, *as_of, *from;
 	long customers;
 	unsigned long long seed;
+	double rate, duration; /* odsctl demo churn */
 	bool incremental;
 	int npos;
 	char *pos[4];
@@ -209,6 +220,16 @@ static bool parse_args(int argc, char **argv, struct args *a, char *err, size_t 
 		case OPT_TABLES:
 			a->cdc.tables = optarg;
 			break;
+		case OPT_RATE:
+		case OPT_DURATION: {
+			char *end;
+			double v = strtod(optarg, &end);
+			if (*optarg == '\0' || *end || !(v > 0) || v > 1e6)
+				return errf(err, errlen, "--%s takes a positive number",
+				            c == OPT_RATE ? "rate" : "duration");
+			*(c == OPT_RATE ? &a->rate : &a->duration) = v;
+			break;
+		}
 		case OPT_ONCE:
 			a->cdc.once = true;
 			break;
@@ -282,6 +303,33 @@ static int cmd_demo_load(const struct args *a)
 	bool ok = demo_load(conn, a->from, stdout, err, sizeof(err));
 	PQfinish(conn);
 	return ok ? 0 : die("demo load", err);
+}
+
+static int cmd_demo_source(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	PGconn *conn;
+
+	if (!a->from)
+		return usage("demo source: --from DIR is required");
+	conn = connect_or_die(a, err, sizeof(err));
+	if (!conn)
+		return die("demo source", err);
+	bool ok = demo_source(conn, a->api_dir, a->from, stdout, err, sizeof(err));
+	PQfinish(conn);
+	return ok ? 0 : die("demo source", err);
+}
+
+static int cmd_demo_churn(const struct args *a)
+{
+	struct churn_opts o = {.db = a->db,
+	                       .rate = a->rate > 0 ? a->rate : 50,
+	                       .duration = a->duration,
+	                       .seed = a->seed};
+
+	if (!a->db)
+		return usage("demo churn: --db URI is required");
+	return churn_run(&o);
 }
 
 static int cmd_sync_load(const struct args *a)
@@ -381,6 +429,10 @@ int main(int argc, char **argv)
 		return cmd_demo_generate(&a);
 	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "load") == 0)
 		return cmd_demo_load(&a);
+	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "source") == 0)
+		return cmd_demo_source(&a);
+	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "churn") == 0)
+		return cmd_demo_churn(&a);
 	if (strcmp(cmd, "sync") == 0 && strcmp(sub, "load") == 0)
 		return cmd_sync_load(&a);
 	if (strcmp(cmd, "sync") == 0 && strcmp(sub, "run") == 0)
