@@ -112,6 +112,7 @@ for p in sync-oms churn; do
 done
 tables="public.customers=customer_current,public.orders=order_current,public.payments=payment_current"
 tables="$tables,public.shipments=shipment_status_latest,public.work_orders=work_order_current"
+tables="$tables,public.order_status_history=order_status_history_30d"
 setsid nohup ./odsctl sync run --db "$db_uri" --source "$src_uri" --name oms --tables "$tables" \
 	>>"$state/sync-oms.log" 2>&1 </dev/null &
 echo $! >"$state/sync-oms.pid"

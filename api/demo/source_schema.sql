@@ -91,3 +91,17 @@ CREATE TABLE IF NOT EXISTS work_orders (
 	updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS work_orders_status ON work_orders (status, work_order_id);
+
+-- Every status an order took (the OMS's audit trail); seq numbers them per order.
+-- The ODS mirrors it as synced.order_status_history_30d (the window is the ODS's
+-- retention, not the source's).
+CREATE TABLE IF NOT EXISTS order_status_history (
+	order_id   bigint NOT NULL,
+	seq        integer NOT NULL CHECK (seq > 0),
+	status     text NOT NULL
+	           CHECK (status IN ('placed', 'paid', 'shipped', 'delivered', 'cancelled')),
+	changed_at timestamptz NOT NULL,
+	changed_by text NOT NULL,
+	reason     text,
+	PRIMARY KEY (order_id, seq)
+);

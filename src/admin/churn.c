@@ -60,6 +60,11 @@ static const struct {
          "  (SELECT order_id FROM orders WHERE status = $2 ORDER BY order_id LIMIT 1))"
          " RETURNING order_id, status",
          2},
+        {"status_history",
+         "INSERT INTO order_status_history (order_id, seq, status, changed_at, changed_by)"
+         " SELECT $1::bigint, coalesce(max(seq), 0) + 1, $2, now(), 'oms'"
+         "   FROM order_status_history WHERE order_id = $1::bigint",
+         2},
         {"payment_capture",
          "UPDATE payments SET status = 'captured', captured_at = now(), status_changed_at = now(),"
          "  updated_at = now() WHERE order_id = $1 AND status = 'authorized'",
@@ -207,6 +212,9 @@ static bool move(struct churn *c, long long *changes, char *err, size_t errlen)
 		const char *p[] = {a, from[RAND(c, 3)]};
 		ok = run(c, "order_move", 2, p, changes, id, st, sizeof(id), err, errlen);
 		const char *q[] = {id, places[RAND(c, ODS_ARRAY_LEN(places))]};
+		const char *h[] = {id, st};
+		if (ok && *id)
+			ok = run(c, "status_history", 2, h, changes, NULL, NULL, 0, err, errlen);
 		if (ok && strcmp(st, "paid") == 0)
 			ok = run(c, "payment_capture", 1, q, changes, NULL, NULL, 0, err, errlen);
 		else if (ok && strcmp(st, "shipped") == 0)

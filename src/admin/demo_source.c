@@ -21,7 +21,7 @@ static const struct {
 } tables[] = {
         {"customers", "customer_current"},     {"orders", "order_current"},
         {"payments", "payment_current"},       {"shipments", "shipment_status_latest"},
-        {"work_orders", "work_order_current"},
+        {"work_orders", "work_order_current"}, {"order_status_history", "order_status_history_30d"},
 };
 
 /* The extract's header as "c1 text, c2 text, ..." and the source table's
