@@ -203,6 +203,18 @@ static void mark_deleted(struct cdc_batch *b, int i, const struct pgo_tuple *old
 	b->rows[i].op = CDC_DELETE;
 }
 
+/* Checked before a row exists for it, so a bad tuple leaves the batch as it was. */
+static bool complete(const struct cdc_batch *b, const struct pgo_tuple *row, char *err,
+                     size_t errlen)
+{
+	for (int c = 0; c < b->t->ncols; c++)
+		if (!value_of(b, row, c))
+			return errf(err, errlen,
+			            "a change to %s.%s has %d columns, fewer than mapped",
+			            b->t->src_schema, b->t->src_table, row->n);
+	return true;
+}
+
 static bool put(struct cdc_batch *b, const struct pgo_tuple *row, char *err, size_t errlen)
 {
 	struct strbuf key;
@@ -211,6 +223,7 @@ static bool put(struct cdc_batch *b, const struct pgo_tuple *row, char *err, siz
 
 	strbuf_init(&key);
 	ok = make_key(b, row, &key, err, errlen);
+	ok = ok && complete(b, row, err, errlen);
 	if (ok) {
 		i = find_row(b, &key, true);
 		/* After a delete, nothing of the old row may leak into the new one. */
@@ -252,7 +265,8 @@ bool cdc_batch_update(struct cdc_batch *b, const struct pgo_tuple *old_key,
 		return put(b, row, err, errlen);
 	strbuf_init(&oldk);
 	strbuf_init(&newk);
-	ok = make_key(b, old_key, &oldk, err, errlen) && make_key(b, row, &newk, err, errlen);
+	ok = make_key(b, old_key, &oldk, err, errlen) && make_key(b, row, &newk, err, errlen) &&
+	     complete(b, row, err, errlen);
 	if (ok && (oldk.len != newk.len || memcmp(oldk.data, newk.data, oldk.len) != 0)) {
 		/* The key changed: values the new row did not send come from the old
 		 * key's row of this batch, if any, before that row ends deleted. */
