@@ -9,5 +9,6 @@ Suite *csv_suite(void);
 Suite *ndjson_suite(void);
 Suite *auth_suite(void);
 Suite *log_suite(void);
+Suite *pgoutput_suite(void);
 
 #endif
