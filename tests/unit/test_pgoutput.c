@@ -901,6 +901,124 @@ START_TEST(lsn_parse_bad)
 }
 END_TEST
 
+/* ---- real bytes ---- */
+
+/* CopyData payloads captured from PostgreSQL 15.18 (Debian 12) streaming a
+ * pgoutput slot with proto_version '1', publication_names 'p', messages
+ * 'true'. Relation and Type frames carry dataStart 0/0: they are not WAL
+ * positions. */
+static const char pg15_relation[] =
+        "7700000000000000000000000000000000000304d23b2a567452000040077075626c6963006f72646572"
+        "73006400050169640000000014ffffffff006e6f74650000000019ffffffff00616d6f756e7400000006"
+        "a4000a0006006d0000004001ffffffff006269670000000019ffffffff";
+static const char pg15_update_toast[] =
+        "770000000001532b580000000001532b58000304d23b2a56f155000040074e0005740000000131740000"
+        "00076368616e676564740000000531322e35307400000005686170707975";
+static const char pg15_update_key[] =
+        "770000000001532bf80000000001532bf8000304d23b2a56fa55000040074b00057400000001326e6e6e"
+        "6e4e000574000000023130740000000b746162096865726520c3a96e74000000037361646e";
+static const char pg15_truncate[] =
+        "7700000000015342c000000000015342c0000304d23b2a578f540000000203000040070000400e";
+static const char pg15_message[] =
+        "7700000000015345700000000001534570000304d23b2a57994d0100000000015345706f647300000000"
+        "0300ff61";
+static const char pg15_origin[] =
+        "7700000000015348400000000001534840000304d23b2a57c84f00000000000000006e6f64655f6100";
+static const char pg15_keepalive[] = "6b00000000015312a8000304d23b2a553b00";
+
+static void put_hex(struct wire *w, const char *hex)
+{
+	for (size_t i = 0; hex[i] && hex[i + 1]; i += 2) {
+		unsigned byte;
+
+		ck_assert(sscanf(hex + i, "%2x", &byte) == 1);
+		put_u8(w, byte);
+	}
+}
+
+/* Parses a captured frame and decodes its message into *m. */
+static struct pgo_frame real_frame(const char *hex, struct pgo_msg *m)
+{
+	struct wire w = {0};
+	struct pgo_frame f;
+
+	put_hex(&w, hex);
+	ck_assert_msg(frame_n(&w, w.len, &f), "%s", err);
+	wire_free(&w);
+	if (f.kind == PGO_FRAME_XLOGDATA)
+		ck_assert_msg(pgo_decode(dec, f.data, f.len, m, err, sizeof(err)), "%s", err);
+	return f;
+}
+
+START_TEST(real_pg15_frames)
+{
+	struct pgo_frame f;
+	struct pgo_msg m;
+	char lsn[20];
+
+	f = real_frame(pg15_relation, &m);
+	ck_assert_uint_eq(f.wal_start, 0);
+	ck_assert_int_eq(m.kind, PGO_RELATION);
+	ck_assert_uint_eq(m.relation.relid, 16391);
+	ck_assert_str_eq(m.relation.nspname, "public");
+	ck_assert_str_eq(m.relation.relname, "orders");
+	ck_assert_int_eq(m.relation.replident, 'd');
+	ck_assert_int_eq(m.relation.ncols, 5);
+	ck_assert(m.relation.cols[0].key);
+	ck_assert_str_eq(m.relation.cols[2].name, "amount");
+	ck_assert_int_eq(m.relation.cols[2].typmod, 655366); /* numeric(10,2) */
+	ck_assert_str_eq(m.relation.cols[3].name, "m");
+	ck_assert_uint_eq(m.relation.cols[3].type_oid, 16385); /* the enum mood */
+
+	/* An unchanged TOASTed column (big, STORAGE EXTERNAL) is 'u'. */
+	f = real_frame(pg15_update_toast, &m);
+	pgo_lsn_format(f.wal_start, lsn, sizeof(lsn));
+	ck_assert_str_eq(lsn, "0/1532B58");
+	ck_assert_int_eq(m.kind, PGO_UPDATE);
+	ck_assert_int_eq(m.change.old_kind, 0);
+	ck_assert_int_eq(m.change.new_tuple.n, 5);
+	assert_text(&m.change.new_tuple.v[1], "changed");
+	assert_value(&m.change.new_tuple.v[4], 'u', NULL, 0);
+
+	/* A key change: the old tuple has every column, the non-key ones null. */
+	real_frame(pg15_update_key, &m);
+	ck_assert_int_eq(m.change.old_kind, 'K');
+	ck_assert_int_eq(m.change.old_tuple.n, 5);
+	assert_text(&m.change.old_tuple.v[0], "2");
+	for (int i = 1; i < 5; i++)
+		assert_value(&m.change.old_tuple.v[i], 'n', NULL, 0);
+	assert_text(&m.change.new_tuple.v[0], "10");
+	assert_text(&m.change.new_tuple.v[1], "tab\there \xc3\xa9");
+
+	real_frame(pg15_truncate, &m);
+	ck_assert_int_eq(m.kind, PGO_TRUNCATE);
+	ck_assert_uint_eq(m.truncate.options, 3);
+	ck_assert_int_eq(m.truncate.nrels, 2);
+	ck_assert_uint_eq(m.truncate.relids[0], 16391);
+	ck_assert_uint_eq(m.truncate.relids[1], 16398);
+
+	real_frame(pg15_message, &m);
+	ck_assert_int_eq(m.kind, PGO_MESSAGE);
+	ck_assert_uint_eq(m.message.flags, 1);
+	pgo_lsn_format(m.message.lsn, lsn, sizeof(lsn));
+	ck_assert_str_eq(lsn, "0/1534570");
+	ck_assert_str_eq(m.message.prefix, "ods");
+	ck_assert_uint_eq(m.message.len, 3);
+	ck_assert(memcmp(m.message.content, "\x00\xff\x61", 3) == 0);
+
+	real_frame(pg15_origin, &m);
+	ck_assert_int_eq(m.kind, PGO_ORIGIN);
+	ck_assert_uint_eq(m.origin.lsn, 0);
+	ck_assert_str_eq(m.origin.name, "node_a");
+
+	f = real_frame(pg15_keepalive, &m);
+	ck_assert_int_eq(f.kind, PGO_FRAME_KEEPALIVE);
+	pgo_lsn_format(f.wal_end, lsn, sizeof(lsn));
+	ck_assert_str_eq(lsn, "0/15312A8");
+	ck_assert(!f.reply_requested);
+}
+END_TEST
+
 /* ---- hostile input ---- */
 
 /* Every proper prefix of every valid message fails, with an error that says
@@ -1264,6 +1382,7 @@ Suite *pgoutput_suite(void)
 	tcase_add_test(tc, lsn_format);
 	tcase_add_test(tc, lsn_parse_forms);
 	tcase_add_test(tc, lsn_parse_bad);
+	tcase_add_test(tc, real_pg15_frames);
 	tcase_add_test(tc, every_prefix_fails);
 	tcase_add_test(tc, truncation_errors_say_where);
 	tcase_add_test(tc, trailing_bytes);
