@@ -1,17 +1,17 @@
 /*
- * libFuzzer target: sync/pgoutput.c, the decoder of what a logical
- * replication stream carries. The input is read three ways: as a CopyData
- * frame ('w' XLogData or 'k' keepalive) whose XLogData payload is decoded as
- * a pgoutput message; as a pgoutput message directly; and, split at its
- * first byte, as two messages decoded by one decoder in a row (its arrays
- * are reused and must never show the previous message's contents past
- * their counts). Every decoded field is touched so ASan sees any read
- * outside the input.
+ * libFuzzer target: sync/pgoutput.c. Each input is taken three ways: as a
+ * CopyData payload (pgo_parse_frame, and pgo_decode of an XLogData frame's
+ * message), as a pgoutput message itself (pgo_decode, on the same decoder,
+ * so its arrays are reused at other sizes), and as LSN text (pgo_lsn_parse,
+ * which must round-trip through pgo_lsn_format). Every decoded field is
+ * read so ASan sees any pointer outside the input. Build and run:
+ * tests/fuzz/README.md.
  */
 #include "autoconfig.h"
 
 #include "sync/pgoutput.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,91 +19,139 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static volatile size_t sink;
 
-static void touch_tuple(const struct pgo_tuple *t)
+/* A pointer the decoder returns must lie inside the input. */
+static void check_inside(const void *p, size_t n, const uint8_t *buf, size_t len)
+{
+	uintptr_t q = (uintptr_t)p, b = (uintptr_t)buf;
+
+	if (!p || q < b || n > len || q - b > len - n)
+		abort();
+}
+
+static void touch_bytes(const void *p, size_t n, const uint8_t *buf, size_t len)
+{
+	const uint8_t *q = p;
+
+	check_inside(p, n, buf, len);
+	for (size_t i = 0; i < n; i++)
+		sink += q[i];
+}
+
+static void touch_str(const char *s, const uint8_t *buf, size_t len)
+{
+	touch_bytes(s, strlen(s) + 1, buf, len);
+}
+
+static void touch_tuple(const struct pgo_tuple *t, const uint8_t *buf, size_t len)
 {
 	for (int i = 0; i < t->n; i++) {
-		sink += (unsigned char)t->v[i].kind + t->v[i].len;
-		if (t->v[i].len)
-			sink += (unsigned char)t->v[i].data[0] +
-			        (unsigned char)t->v[i].data[t->v[i].len - 1];
+		const struct pgo_value *v = &t->v[i];
+
+		if (v->kind != 'n' && v->kind != 'u' && v->kind != 't')
+			abort();
+		if (v->kind == 't')
+			touch_bytes(v->data, v->len, buf, len);
+		else if (v->data || v->len)
+			abort();
 	}
 }
 
-static void touch(const struct pgo_msg *m)
+static void touch_msg(const struct pgo_msg *m, const uint8_t *buf, size_t len)
 {
 	switch (m->kind) {
+	case PGO_BEGIN:
+		sink += m->begin.final_lsn + (uint64_t)m->begin.commit_time + m->begin.xid;
+		break;
+	case PGO_COMMIT:
+		sink += m->commit.flags + m->commit.commit_lsn + m->commit.end_lsn;
+		sink += (uint64_t)m->commit.commit_time;
+		break;
+	case PGO_ORIGIN:
+		sink += m->origin.lsn;
+		touch_str(m->origin.name, buf, len);
+		break;
 	case PGO_RELATION:
-		sink += strlen(m->relation.nspname) + strlen(m->relation.relname);
-		for (int i = 0; i < m->relation.ncols; i++)
-			sink += strlen(m->relation.cols[i].name) + m->relation.cols[i].type_oid;
+		sink += m->relation.relid + (unsigned char)m->relation.replident;
+		touch_str(m->relation.nspname, buf, len);
+		touch_str(m->relation.relname, buf, len);
+		for (int i = 0; i < m->relation.ncols; i++) {
+			const struct pgo_column *c = &m->relation.cols[i];
+
+			touch_str(c->name, buf, len);
+			sink += c->key + c->type_oid + (uint32_t)c->typmod;
+		}
+		break;
+	case PGO_TYPE:
+		sink += m->type.oid;
+		touch_str(m->type.nspname, buf, len);
+		touch_str(m->type.typname, buf, len);
 		break;
 	case PGO_INSERT:
 	case PGO_UPDATE:
 	case PGO_DELETE:
-		touch_tuple(&m->change.new_tuple);
-		if (m->change.old_kind)
-			touch_tuple(&m->change.old_tuple);
+		sink += m->change.relid + (unsigned char)m->change.old_kind;
+		touch_tuple(&m->change.old_tuple, buf, len);
+		touch_tuple(&m->change.new_tuple, buf, len);
 		break;
 	case PGO_TRUNCATE:
+		sink += m->truncate.options;
 		for (int i = 0; i < m->truncate.nrels; i++)
 			sink += m->truncate.relids[i];
 		break;
-	case PGO_ORIGIN:
-		sink += strlen(m->origin.name);
-		break;
-	case PGO_TYPE:
-		sink += strlen(m->type.nspname) + strlen(m->type.typname);
-		break;
 	case PGO_MESSAGE:
-		sink += strlen(m->message.prefix) + m->message.len;
-		if (m->message.len)
-			sink += m->message.content[m->message.len - 1];
+		sink += m->message.flags + m->message.lsn;
+		touch_str(m->message.prefix, buf, len);
+		touch_bytes(m->message.content, m->message.len, buf, len);
 		break;
 	default:
-		sink += (size_t)m->kind;
+		abort(); /* a message decoded with a kind the header does not list */
 	}
 }
 
-static void decode(struct pgo_decoder *d, const uint8_t *p, size_t n)
+/* A decode that fails must say where. */
+static void decode(struct pgo_decoder *d, const uint8_t *buf, size_t len)
 {
-	char err[512];
+	char err[ODS_ERRLEN];
 	struct pgo_msg m;
 
-	/* A heap copy of exactly n bytes, so a read past the end is caught. */
-	uint8_t *copy = malloc(n ? n : 1);
-	if (n)
-		memcpy(copy, p, n);
-	if (pgo_decode(d, copy, n, &m, err, sizeof(err)))
-		touch(&m);
-	free(copy);
+	err[0] = '\0';
+	if (pgo_decode(d, buf, len, &m, err, sizeof(err)))
+		touch_msg(&m, buf, len);
+	else if (!strstr(err, " at byte "))
+		abort();
+}
+
+static void lsn_round_trip(const uint8_t *data, size_t size)
+{
+	char text[64], back[20];
+	uint64_t lsn, again;
+
+	if (size >= sizeof(text))
+		return;
+	memcpy(text, data, size);
+	text[size] = '\0';
+	if (!pgo_lsn_parse(text, &lsn))
+		return;
+	pgo_lsn_format(lsn, back, sizeof(back));
+	if (!pgo_lsn_parse(back, &again) || again != lsn)
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[512], lsn[32];
-	struct pgo_frame f;
 	struct pgo_decoder *d = pgo_decoder_new();
-	uint64_t v;
+	char err[ODS_ERRLEN];
+	struct pgo_frame f;
 
-	if (pgo_parse_frame(data, size, &f, err, sizeof(err)) && f.kind == PGO_FRAME_XLOGDATA)
-		decode(d, f.data, f.len);
+	if (pgo_parse_frame(data, size, &f, err, sizeof(err))) {
+		sink += f.wal_start + f.wal_end + (uint64_t)f.send_time + f.reply_requested;
+		if (f.kind == PGO_FRAME_XLOGDATA) {
+			check_inside(f.data, f.len, data, size);
+			decode(d, f.data, f.len);
+		}
+	}
 	decode(d, data, size);
-	if (size > 1) {
-		size_t cut = 1 + data[0] % (size - 1);
-		decode(d, data + 1, cut - 1);
-		decode(d, data + cut, size - cut);
-	}
-	/* LSN text round trip on the input as a string. */
-	char *s = malloc(size + 1);
-	memcpy(s, data, size);
-	s[size] = '\0';
-	if (pgo_lsn_parse(s, &v)) {
-		uint64_t back;
-		pgo_lsn_format(v, lsn, sizeof(lsn));
-		if (!pgo_lsn_parse(lsn, &back) || back != v)
-			abort();
-	}
-	free(s);
+	lsn_round_trip(data, size);
 	pgo_decoder_free(d);
 	return 0;
 }

@@ -15,6 +15,7 @@ int main(void)
 	srunner_add_suite(sr, auth_suite());
 	srunner_add_suite(sr, log_suite());
 	srunner_add_suite(sr, cdc_batch_suite());
+	srunner_add_suite(sr, pgoutput_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

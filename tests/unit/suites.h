@@ -10,5 +10,6 @@ Suite *ndjson_suite(void);
 Suite *auth_suite(void);
 Suite *log_suite(void);
 Suite *cdc_batch_suite(void);
+Suite *pgoutput_suite(void);
 
 #endif
