@@ -127,7 +127,8 @@ struct pgo_msg {
 			const char *typname;
 		} type;
 		/* Insert: new_tuple. Update: new_tuple, and old_tuple when old_kind is
-		 * 'K' (key columns of the old row: the key changed) or 'O' (the whole
+		 * 'K' (the key changed: every column of the relation, the non-key ones
+		 * NULL, so read the key by the columns' key flags) or 'O' (the whole
 		 * old row: REPLICA IDENTITY FULL); old_kind 0 when absent. Delete:
 		 * old_tuple with old_kind 'K' or 'O'. */
 		struct {
