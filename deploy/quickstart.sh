@@ -8,11 +8,17 @@
 #  3. migrates the database `ods` with odsctl migrate;
 #  4. generates demo extracts (.ods/demo) and loads them through the real
 #     sync path, odsctl demo load;
-#  5. writes .ods/odsd.conf and a demo JWT secret, prints curl commands for
+#  5. creates a live source database `oms` in the same cluster (the OLTP side:
+#     customers, orders, payments, shipments, work orders, seeded from the demo
+#     data), starts the CDC worker `odsctl sync run` for it and a steady stream of
+#     updates `odsctl demo churn` in the background (logs and pids in .ods/), so
+#     every continuous table stays fresh;
+#  6. writes .ods/odsd.conf and a demo JWT secret, prints curl commands for
 #     every read endpoint with demo tokens (.ods/curl-examples.sh), and runs
 #     odsd in the foreground (Ctrl-C stops it; the cluster keeps running).
 #
-# Environment: ODS_PG_PORT [54329], ODS_HTTP_PORT [8080], ODS_DEMO_CUSTOMERS [100000].
+# Environment: ODS_PG_PORT [54329], ODS_HTTP_PORT [8080], ODS_DEMO_CUSTOMERS [100000],
+# ODS_CHURN_RATE [20] (source changes per second).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -60,8 +66,17 @@ port = $port
 unix_socket_directories = '$state'
 max_connections = 200
 shared_buffers = 256MB
+wal_level = logical
 CONF
 	echo "cluster created"
+fi
+# A cluster from before the live source has wal_level = replica: change it once.
+if [ -f "$state/pg/postmaster.pid" ] && ! grep -q '^wal_level = logical' "$state/pg/postgresql.conf"; then
+	echo "wal_level = logical" >>"$state/pg/postgresql.conf"
+	"${as_pg[@]}" "$pgbin/pg_ctl" -D "$state/pg" -l "$state/postgres.log" -w restart >/dev/null
+	echo "cluster restarted with wal_level = logical (for the CDC source)"
+elif ! grep -q '^wal_level = logical' "$state/pg/postgresql.conf"; then
+	echo "wal_level = logical" >>"$state/pg/postgresql.conf"
 fi
 if ! "${as_pg[@]}" "$pgbin/pg_ctl" -D "$state/pg" status >/dev/null 2>&1; then
 	"${as_pg[@]}" "$pgbin/pg_ctl" -D "$state/pg" -l "$state/postgres.log" -w start >/dev/null
@@ -81,6 +96,37 @@ say "migrate"
 say "demo data: $customers customers, loaded through odsctl sync load"
 ./odsctl demo generate --out "$state/demo" --customers "$customers"
 ./odsctl demo load --db "$db_uri" --from "$state/demo"
+
+say "live source: database oms (OMS, payments, CRM, field service) -> CDC -> synced tables"
+src_uri="postgresql://postgres@127.0.0.1:$port/oms"
+churn_rate=${ODS_CHURN_RATE:-20}
+if [ "$(psql "$admin_uri" -tAc "SELECT 1 FROM pg_database WHERE datname = 'oms'")" != 1 ]; then
+	psql "$admin_uri" -qc "CREATE DATABASE oms"
+fi
+./odsctl demo source --db "$src_uri" --from "$state/demo"
+# A worker and churn from an earlier run stop first: one worker per source.
+for p in sync-oms churn; do
+	if [ -s "$state/$p.pid" ] && kill -0 "$(cat "$state/$p.pid")" 2>/dev/null; then
+		kill "$(cat "$state/$p.pid")" && while kill -0 "$(cat "$state/$p.pid")" 2>/dev/null; do sleep 0.1; done
+	fi
+done
+tables="public.customers=customer_current,public.orders=order_current,public.payments=payment_current"
+tables="$tables,public.shipments=shipment_status_latest,public.work_orders=work_order_current"
+tables="$tables,public.order_status_history=order_status_history_30d"
+setsid nohup ./odsctl sync run --db "$db_uri" --source "$src_uri" --name oms --tables "$tables" \
+	>>"$state/sync-oms.log" 2>&1 </dev/null &
+echo $! >"$state/sync-oms.pid"
+for _ in $(seq 1 600); do
+	./odsctl sync status --db "$db_uri" 2>/dev/null | grep -qE '^oms +ods_oms +streaming' && break
+	kill -0 "$(cat "$state/sync-oms.pid")" 2>/dev/null || { cat "$state/sync-oms.log"; exit 1; }
+	sleep 0.1
+done
+setsid nohup ./odsctl demo churn --db "$src_uri" --rate "$churn_rate" \
+	>>"$state/churn.log" 2>&1 </dev/null &
+echo $! >"$state/churn.pid"
+./odsctl sync status --db "$db_uri"
+echo "CDC worker pid $(cat "$state/sync-oms.pid") (log $state/sync-oms.log), churn at $churn_rate changes/s pid $(cat "$state/churn.pid")"
+sleep 2
 
 say "freshness"
 ./odsctl freshness --db "$db_uri"
@@ -134,6 +180,9 @@ curl -s -i $base/readyz
 curl -s -i -H "Authorization: Bearer \$SUPPORT" $base/v1/customers/$customer
 curl -s -i -H "Authorization: Bearer \$SUPPORT" '$base/v1/customers/$customer/cases?status=open'
 curl -s -i -H "Authorization: Bearer \$SUPPORT" $base/v1/orders/$order
+# Live: the churn keeps the continuous tables current; ODS-Data-Age stays at a second or two
+curl -s -D - -o /dev/null -H "Authorization: Bearer \$SUPPORT" $base/v1/orders/$order | grep -i '^ods-'
+curl -s -H "Authorization: Bearer \$SUPPORT" $base/v1/freshness
 curl -s -i -H "Authorization: Bearer \$FRAUD" '$base/v1/fraud/queue?limit=5'
 curl -s -i -H "Authorization: Bearer \$SUPPORT" '$base/v1/fraud/queue?limit=5'   # 403 from the database grant, despite fraud:read
 curl -s -i -H "Authorization: Bearer \$OPS" $base/v1/inventory/$store/$sku
@@ -164,8 +213,14 @@ odsd is starting on $base (config: $state/odsd.conf). In another terminal:
 $(sed -e 's/^/  /' "$state/curl-examples.sh")
 
 (also saved as $state/curl-examples.sh: \`bash $state/curl-examples.sh\` runs them all)
-Stop odsd with Ctrl-C; the PostgreSQL cluster keeps running
+Stop odsd with Ctrl-C. The CDC worker and the churn keep running in the background
+(stop them with: kill \$(cat $state/sync-oms.pid) \$(cat $state/churn.pid);
+\`./odsctl sync status --db $db_uri\` shows the worker), and so does the PostgreSQL cluster
 (stop it with: ${as_pg[*]} $pgbin/pg_ctl -D $state/pg stop).
+
+Watch an order change: pick one the churn moves, e.g.
+  psql $src_uri -c "UPDATE orders SET status = 'cancelled', status_changed_at = now() WHERE order_id = $order"
+then re-run the GET /v1/orders/$order above: the ODS shows it within a second.
 
 MSG
 exec ./odsd --config "$state/odsd.conf"

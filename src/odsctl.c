@@ -5,14 +5,18 @@
  */
 #include "autoconfig.h"
 
+#include "admin/cdc_status.h"
+#include "admin/churn.h"
 #include "admin/demo.h"
 #include "admin/demo_load.h"
+#include "admin/demo_source.h"
 #include "admin/freshness.h"
 #include "admin/migrate.h"
 #include "admin/token.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "db/db.h"
+#include "sync/cdc.h"
 #include "sync/loader.h"
 
 #include <getopt.h>
@@ -25,7 +29,14 @@ static const char usage_text[] =
         "  migrate --db URI [--api-dir DIR]            apply api/schema + api/routes\n"
         "  demo generate --out DIR [--customers N] [--seed S] [--as-of RFC3339]\n"
         "  demo load --db URI --from DIR               synced extracts + native seed rows\n"
+        "  demo source --db SOURCE_URI --from DIR      the demo's OLTP source database (for sync "
+        "run)\n"
+        "  demo churn --db SOURCE_URI [--rate N] [--duration SECONDS] [--seed S]\n"
+        "                                              N realistic source changes per second\n"
         "  sync load --db URI TABLE FILE [--as-of RFC3339] [--incremental]\n"
+        "  sync run --db URI --source URI --name NAME [--tables SRC=TARGET,...] [--once]\n"
+        "                                              CDC worker for one PostgreSQL source\n"
+        "  sync status --db URI                        one line per CDC source\n"
         "  freshness --db URI                          freshness of every synced table\n"
         "  token --role R [--secret-file F] [--scope \"S ...\"] [--sub ID] [--ttl SECONDS]\n"
         "        [--alg HS256|HS384|HS512|RS256|RS384|RS512|ES256|ES384] [--key-file PRIVATE.pem]\n"
@@ -64,7 +75,13 @@ enum {
 	OPT_KID,
 	OPT_AUD,
 	OPT_ISS,
-	OPT_CLAIM
+	OPT_CLAIM,
+	OPT_SOURCE,
+	OPT_NAME,
+	OPT_TABLES,
+	OPT_ONCE,
+	OPT_RATE,
+	OPT_DURATION
 };
 
 static const struct option long_opts[] = {
@@ -87,6 +104,12 @@ static const struct option long_opts[] = {
         {"aud", required_argument, NULL, OPT_AUD},
         {"iss", required_argument, NULL, OPT_ISS},
         {"claim", required_argument, NULL, OPT_CLAIM},
+        {"source", required_argument, NULL, OPT_SOURCE},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"tables", required_argument, NULL, OPT_TABLES},
+        {"once", no_argument, NULL, OPT_ONCE},
+        {"rate", required_argument, NULL, OPT_RATE},
+        {"duration", required_argument, NULL, OPT_DURATION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
 };
@@ -95,9 +118,11 @@ struct args {
 	const char *db, *api_dir, *out, *as_of, *from;
 	long customers;
 	unsigned long long seed;
+	double rate, duration; /* odsctl demo churn */
 	bool incremental;
 	int npos;
 	char *pos[4];
+	struct cdc_opts cdc;     /* odsctl sync run */
 	struct token_opts token; /* odsctl token */
 	const char *claims[32];
 };
@@ -186,6 +211,28 @@ static bool parse_args(int argc, char **argv, struct args *a, char *err, size_t 
 				return errf(err, errlen, "--ttl takes seconds from 1 to 315360000");
 			a->token.ttl = (long)n;
 			break;
+		case OPT_SOURCE:
+			a->cdc.source = optarg;
+			break;
+		case OPT_NAME:
+			a->cdc.name = optarg;
+			break;
+		case OPT_TABLES:
+			a->cdc.tables = optarg;
+			break;
+		case OPT_RATE:
+		case OPT_DURATION: {
+			char *end;
+			double v = strtod(optarg, &end);
+			if (*optarg == '\0' || *end || !(v > 0) || v > 1e6)
+				return errf(err, errlen, "--%s takes a positive number",
+				            c == OPT_RATE ? "rate" : "duration");
+			*(c == OPT_RATE ? &a->rate : &a->duration) = v;
+			break;
+		}
+		case OPT_ONCE:
+			a->cdc.once = true;
+			break;
 		case OPT_CLAIM:
 			if (a->token.nclaims == ODS_ARRAY_LEN(a->claims))
 				return errf(err, errlen, "too many --claim options");
@@ -258,6 +305,33 @@ static int cmd_demo_load(const struct args *a)
 	return ok ? 0 : die("demo load", err);
 }
 
+static int cmd_demo_source(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	PGconn *conn;
+
+	if (!a->from)
+		return usage("demo source: --from DIR is required");
+	conn = connect_or_die(a, err, sizeof(err));
+	if (!conn)
+		return die("demo source", err);
+	bool ok = demo_source(conn, a->api_dir, a->from, stdout, err, sizeof(err));
+	PQfinish(conn);
+	return ok ? 0 : die("demo source", err);
+}
+
+static int cmd_demo_churn(const struct args *a)
+{
+	struct churn_opts o = {.db = a->db,
+	                       .rate = a->rate > 0 ? a->rate : 50,
+	                       .duration = a->duration,
+	                       .seed = a->seed};
+
+	if (!a->db)
+		return usage("demo churn: --db URI is required");
+	return churn_run(&o);
+}
+
 static int cmd_sync_load(const struct args *a)
 {
 	char err[ODS_ERRLEN];
@@ -278,6 +352,28 @@ static int cmd_sync_load(const struct args *a)
 		return die("sync load", err);
 	loader_print_result(stdout, &o, &r);
 	return 0;
+}
+
+static int cmd_sync_run(struct args *a)
+{
+	if (!a->db || !a->cdc.source || !a->cdc.name)
+		return usage("sync run: --db, --source and --name are required");
+	if (a->npos != 0)
+		return usage("sync run: unexpected argument");
+	a->cdc.db = a->db;
+	return cdc_run(&a->cdc);
+}
+
+static int cmd_sync_status(const struct args *a)
+{
+	char err[ODS_ERRLEN];
+	PGconn *conn = connect_or_die(a, err, sizeof(err));
+
+	if (!conn)
+		return die("sync status", err);
+	bool ok = cdc_status_report(conn, stdout, err, sizeof(err));
+	PQfinish(conn);
+	return ok ? 0 : die("sync status", err);
 }
 
 static int cmd_freshness(const struct args *a)
@@ -333,7 +429,15 @@ int main(int argc, char **argv)
 		return cmd_demo_generate(&a);
 	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "load") == 0)
 		return cmd_demo_load(&a);
+	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "source") == 0)
+		return cmd_demo_source(&a);
+	if (strcmp(cmd, "demo") == 0 && strcmp(sub, "churn") == 0)
+		return cmd_demo_churn(&a);
 	if (strcmp(cmd, "sync") == 0 && strcmp(sub, "load") == 0)
 		return cmd_sync_load(&a);
+	if (strcmp(cmd, "sync") == 0 && strcmp(sub, "run") == 0)
+		return cmd_sync_run(&a);
+	if (strcmp(cmd, "sync") == 0 && strcmp(sub, "status") == 0)
+		return cmd_sync_status(&a);
 	return usage("unknown command");
 }

@@ -62,7 +62,9 @@ port_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-opts="-c listen_addresses=127.0.0.1 -c max_connections=100"
+# wal_level=logical: the CDC suites use the cluster as a replication source too.
+opts="-c listen_addresses=127.0.0.1 -c max_connections=100 -c wal_level=logical"
+opts="$opts -c max_replication_slots=20 -c max_wal_senders=20"
 if [ "${ODS_HARNESS_DURABLE:-0}" != 1 ]; then
 	opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 fi

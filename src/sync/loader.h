@@ -10,6 +10,7 @@
 #define ODS_LOADER_H
 
 #include "core/util.h"
+#include "sync/source.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -20,6 +21,12 @@ struct load_opts {
 	const char *file;  /* .csv or .ndjson, optionally gzip-compressed */
 	const char *as_of; /* RFC 3339; NULL = newest _source_committed_at in the file */
 	bool incremental;  /* true: never delete rows absent from the file */
+	/* _source_position of every row when the file has no such column */
+	const char *position;
+	/* CSV from elsewhere (a COPY of a CDC source) instead of opening file, which
+	 * then only names it in messages; borrowed, the caller closes it. */
+	struct source *input;
+	bool allow_empty; /* an input with no rows empties the table instead of failing */
 };
 
 struct load_result {

@@ -38,12 +38,12 @@
 enum pgo_frame_kind { PGO_FRAME_XLOGDATA = 'w', PGO_FRAME_KEEPALIVE = 'k' };
 
 struct pgo_frame {
-	char kind; /* enum pgo_frame_kind */
-	uint64_t wal_start;  /* 'w' only: dataStart */
-	uint64_t wal_end;    /* both: the server's walEnd */
-	int64_t send_time;   /* both: server clock at sending, PostgreSQL epoch us */
+	char kind;            /* enum pgo_frame_kind */
+	uint64_t wal_start;   /* 'w' only: dataStart */
+	uint64_t wal_end;     /* both: the server's walEnd */
+	int64_t send_time;    /* both: server clock at sending, PostgreSQL epoch us */
 	bool reply_requested; /* 'k' only */
-	const uint8_t *data; /* 'w' only: the pgoutput message */
+	const uint8_t *data;  /* 'w' only: the pgoutput message */
 	size_t len;
 };
 
@@ -164,8 +164,8 @@ void pgo_decoder_free(struct pgo_decoder *d);
  * bytes left, an unknown message or tuple kind, trailing bytes. Never reads
  * outside buf[0..len).
  */
-bool pgo_decode(struct pgo_decoder *d, const uint8_t *buf, size_t len, struct pgo_msg *m,
-                char *err, size_t errlen) ODS_MUST_CHECK;
+bool pgo_decode(struct pgo_decoder *d, const uint8_t *buf, size_t len, struct pgo_msg *m, char *err,
+                size_t errlen) ODS_MUST_CHECK;
 
 /* "X/Y", PostgreSQL's text form of an LSN, into out (at least 20 bytes). */
 void pgo_lsn_format(uint64_t lsn, char *out, size_t outlen);

@@ -7,6 +7,7 @@
 #include "sync/source.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,61 @@
 struct source {
 	gzFile gz;
 	char *path;
+	/* A COPY ... TO STDOUT stream instead of a file: the connection, and the
+	 * unread rest of the last row libpq handed us. */
+	PGconn *copy;
+	char *row;
+	size_t row_off, row_len;
+	bool copy_done;
 };
+
+struct source *source_open_copy(PGconn *conn, const char *label)
+{
+	struct source *s = xcalloc(1, sizeof(*s));
+
+	s->copy = conn;
+	s->path = xstrdup(label);
+	return s;
+}
+
+/* Serves the COPY stream row by row; at its end, checks how the COPY ended. */
+static ssize_t copy_read(struct source *s, void *buf, size_t n, char *err, size_t errlen)
+{
+	while (s->row_off == s->row_len) {
+		PGresult *res;
+		int got;
+
+		if (s->copy_done)
+			return 0;
+		PQfreemem(s->row);
+		s->row = NULL;
+		s->row_off = s->row_len = 0;
+		got = PQgetCopyData(s->copy, &s->row, 0);
+		if (got > 0) {
+			s->row_len = (size_t)got;
+			continue;
+		}
+		s->copy_done = true;
+		if (got == -2) {
+			errf(err, errlen, "%s: %s", s->path, PQerrorMessage(s->copy));
+			return -1;
+		}
+		res = PQgetResult(s->copy);
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			errf(err, errlen, "%s: %s", s->path, PQresultErrorMessage(res));
+		PQclear(res);
+		while ((res = PQgetResult(s->copy)) != NULL)
+			PQclear(res);
+		if (!ok)
+			return -1;
+	}
+	if (n > s->row_len - s->row_off)
+		n = s->row_len - s->row_off;
+	memcpy(buf, s->row + s->row_off, n);
+	s->row_off += n;
+	return (ssize_t)n;
+}
 
 struct source *source_open(const char *path, char *err, size_t errlen)
 {
@@ -27,7 +82,7 @@ struct source *source_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	gzbuffer(gz, 256 * 1024);
-	s = xmalloc(sizeof(*s));
+	s = xcalloc(1, sizeof(*s));
 	s->gz = gz;
 	s->path = xstrdup(path);
 	return s;
@@ -37,7 +92,11 @@ ssize_t source_read(struct source *s, void *buf, size_t n, char *err, size_t err
 {
 	int code;
 	const char *msg;
-	int got = gzread(s->gz, buf, n > INT_MAX ? INT_MAX : (unsigned)n);
+	int got;
+
+	if (s->copy)
+		return copy_read(s, buf, n, err, errlen);
+	got = gzread(s->gz, buf, n > INT_MAX ? INT_MAX : (unsigned)n);
 
 	if (got > 0)
 		return got;
@@ -63,7 +122,9 @@ void source_close(struct source *s)
 {
 	if (!s)
 		return;
-	gzclose(s->gz);
+	if (s->gz)
+		gzclose(s->gz);
+	PQfreemem(s->row);
 	free(s->path);
 	free(s);
 }

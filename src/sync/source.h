@@ -14,6 +14,7 @@
 
 #include "core/util.h"
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -22,6 +23,10 @@ struct source;
 
 struct source *source_open(const char *path, char *err, size_t errlen) ODS_MUST_CHECK;
 /* Up to n bytes into buf: the count, 0 at the end, -1 on error (err filled). */
+/* The data of a COPY ... TO STDOUT that conn has started, as if it were a
+ * file named label; a COPY that fails is a read error. conn stays the
+ * caller's. */
+struct source *source_open_copy(PGconn *conn, const char *label);
 ssize_t source_read(struct source *s, void *buf, size_t n, char *err, size_t errlen);
 const char *source_path(const struct source *s);
 void source_close(struct source *s);
