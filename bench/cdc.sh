@@ -63,7 +63,8 @@ fi
 rows=${1:-100000}
 small=${2:-20000}
 runs=${3:-3}
-clients=4
+clients=4        # pgbench clients for the apply section's load
+paced_clients=16 # and for the paced loads (group commit, to reach 5k/s with fsync on)
 small=$(((small + clients - 1) / clients * clients)) # pgbench -t is per client
 lat_secs=${CDC_LAT_SECONDS:-20}
 lat_rates=${CDC_LAT_RATES:-1000 5000}
@@ -96,7 +97,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 pct() { sort -g | awk -v p="$1" '{a[NR]=$1} END {i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; print a[i]}'; }
 
 have_worker=0
-"$odsctl" --help 2>&1 | grep -q 'sync run' && have_worker=1
+case $("$odsctl" --help 2>&1 || true) in *"sync run"*) have_worker=1 ;; esac
 
 # ---- setup: source, ODS, subscriber; both initial copies ----
 
@@ -136,7 +137,18 @@ wait_bg() {
 	"$probe" wait "$1" "$2" "$sentinel" "$marker" "${3:-600000}" >"$work/seen" &
 	wait_pid=$!
 }
-sub_enable() { q "$sub" -c "ALTER SUBSCRIPTION bench_sub ENABLE"; }
+# The launcher starts no apply worker within wal_retrieve_retry_interval (5 s) of its last
+# start; waiting that out before ENABLE (untimed) keeps the delay out of the measurement.
+# (The time of the last ENABLE is kept in a file: apply_sub runs in a subshell.)
+echo 0 >"$work/sub_started"
+sub_wait_retry() {
+	sleep "$(awk -v s="$(cat "$work/sub_started")" -v n="$(now)" 'BEGIN { d = s + 5.5 - n; print (d > 0) ? d : 0 }')"
+}
+sub_enable() {
+	sub_wait_retry
+	q "$sub" -c "ALTER SUBSCRIPTION bench_sub ENABLE"
+	now >"$work/sub_started"
+}
 sub_disable() {
 	q "$sub" -c "ALTER SUBSCRIPTION bench_sub DISABLE"
 	for _ in $(seq 1 300); do
@@ -162,6 +174,12 @@ check_same() { # LABEL
 	if [ "$(sums | sort -u | wc -l)" != 1 ]; then
 		echo "bench/cdc: $1: the tables differ (source, subscriber, ODS):" >&2
 		sums >&2
+		q "$src" -c "COPY (SELECT $names FROM public.order_current ORDER BY order_id) TO STDOUT" >"$out/cdc-diff-src.tsv"
+		q "$sub" -c "COPY (SELECT $names FROM public.order_current ORDER BY order_id) TO STDOUT" >"$out/cdc-diff-sub.tsv"
+		[ $have_worker = 1 ] && q "$ods" -c "COPY (SELECT $names, _source_committed_at, _source_position
+			FROM synced.order_current ORDER BY order_id) TO STDOUT" >"$out/cdc-diff-ods.tsv"
+		echo "rows in $out/cdc-diff-{src,sub,ods}.tsv; source vs ODS:" >&2
+		diff <(cut -f1-11 "$out/cdc-diff-src.tsv") <(cut -f1-11 "$out/cdc-diff-ods.tsv") | head -20 >&2 || true
 		exit 1
 	fi
 }
@@ -170,6 +188,7 @@ mark
 t0=$(now)
 q "$sub" -c "CREATE SUBSCRIPTION bench_sub CONNECTION 'host=127.0.0.1 port=$pgport dbname=src user=ods_test'
 	PUBLICATION bench_sub WITH (create_slot = false, slot_name = 'bench_sub', copy_data = true)"
+now >"$work/sub_started"
 wait_bg "$sub" public.order_current
 wait "$wait_pid"
 copy_sub=$(calc "$(cat "$work/seen") - $t0")
@@ -201,6 +220,7 @@ apply_sub() {
 	q "$src" -c "CHECKPOINT"
 	wait_bg "$sub" public.order_current
 	local t0
+	sub_wait_retry
 	t0=$(now)
 	sub_enable
 	wait "$wait_pid" || { echo "bench/cdc: the subscription did not catch up" >&2; exit 1; }
@@ -212,12 +232,13 @@ apply_worker() {
 	wait_bg "$ods" synced.order_current
 	local t0 rc=0
 	t0=$(now)
-	"$odsctl" "${worker_args[@]}" --once >>"$work/worker-once.log" 2>&1 || rc=$?
+	local TIMEFORMAT='%U %S'
+	{ time "$odsctl" "${worker_args[@]}" --once >>"$work/worker-once.log" 2>&1; } 2>"$work/cpu" || rc=$?
 	local t1
 	t1=$(now)
 	[ $rc = 0 ] || { tail -n 20 "$work/worker-once.log" >&2; echo "bench/cdc: sync run --once exited $rc" >&2; exit 1; }
 	wait "$wait_pid" || { echo "bench/cdc: the worker exited without the marker" >&2; exit 1; }
-	echo "$(calc "$(cat "$work/seen") - $t0") $(calc "$t1 - $t0")"
+	echo "$(calc "$(cat "$work/seen") - $t0") $(calc "$t1 - $t0") $(awk '{print $1 + $2}' "$work/cpu")"
 }
 # run_apply KIND CHANGES: the load is already in the WAL; times both sides, order by run.
 declare -A res
@@ -231,13 +252,16 @@ run_apply() {
 		s=$(apply_sub)
 	fi
 	res[$kind.sub]+="$(calc "$n / $s") "
+	local wv wo wc
 	if [ $have_worker = 1 ]; then
-		res[$kind.worker]+="$(calc "$n / ${w% *}") "
-		res[$kind.once]+="${w#* } "
+		read -r wv wo wc <<<"$w"
+		res[$kind.worker]+="$(calc "$n / $wv") "
+		res[$kind.once]+="$wo "
+		res[$kind.cpu]+="$(calc "$wc / $n * 10000") "
 	fi
 	check_same "$kind run $i"
 	printf '    run %d %-6s subscription %.3f s%s\n' "$i" "$kind" "$s" \
-		"$([ $have_worker = 1 ] && printf ', worker %.3f s visible (--once exited after %.3f s)' "${w% *}" "${w#* }")"
+		"$([ $have_worker = 1 ] && printf ', worker %.3f s to visible (--once exited after %.3f s, %.2f CPU s)' "$wv" "$wo" "$wc")"
 }
 if [ "${CDC_SKIP_APPLY:-0}" != 1 ]; then
 	echo "  1. apply: $small transactions of 1 UPDATE (small) and 1 transaction of $rows UPDATEs (large), $runs runs"
@@ -262,14 +286,14 @@ UPDATE public.order_current SET status = (ARRAY['placed', 'paid', 'shipped', 'de
 SQL
 # paced RATE SECONDS: pgbench in the background (pid in $load_pid, output in $work/paced.out).
 paced() {
-	timeout $(($2 + 60)) pgbench -n -c $clients -j 2 -R "$1" -T "$2" -f "$work/lat.sql" "$src" \
+	timeout $(($2 + 60)) pgbench -n -c $paced_clients -j 2 -R "$1" -T "$2" -f "$work/lat.sql" "$src" \
 		>"$work/paced.out" 2>&1 &
 	load_pid=$!
 }
-paced_done() { # prints the achieved rate
+paced_done() { # sets $achieved (not in a subshell: pgbench is this shell's child)
 	wait "$load_pid" || { cat "$work/paced.out" >&2; exit 1; }
 	load_pid=
-	awk '/^tps =/ {printf "%.0f", $3}' "$work/paced.out"
+	achieved=$(awk '/^tps =/ {printf "%.0f", $3}' "$work/paced.out")
 }
 pmarker=1000000
 # latency NAME RATE TARGET...: one pass; fills lat[NAME.RATE]
@@ -281,7 +305,7 @@ latency() {
 	sleep 1
 	pmarker=$((pmarker + 1000000))
 	"$probe" "$src" "$probe_id" "$pmarker" 50 $((lat_secs - 2)) 100000 10000 "$@" >"$work/lat-$name-$rate"
-	achieved=$(paced_done)
+	paced_done
 	got=$(grep -vc timeout "$work/lat-$name-$rate" || true)
 	to=$(grep -c timeout "$work/lat-$name-$rate" || true)
 	p50=$(grep -v timeout "$work/lat-$name-$rate" | pct 50)
@@ -291,13 +315,19 @@ latency() {
 	printf '    %-12s offered %5d/s (source achieved %5d/s): %4d samples, p50 %s ms, p99 %s ms%s\n' \
 		"$name" "$rate" "$achieved" "$got" "$p50" "$p99" "$([ "$to" = 0 ] || echo ", a sample timed out after 10 s")"
 }
+# start_worker: the continuous worker, started when not running, and caught up (a new
+# marker visible); the seconds that took in $caught_up.
 start_worker() {
-	[ -n "$worker_pid" ] && return 0
-	"$odsctl" "${worker_args[@]}" >"$work/worker.log" 2>&1 &
-	worker_pid=$!
+	local t0
+	if [ -z "$worker_pid" ]; then
+		"$odsctl" "${worker_args[@]}" >"$work/worker.log" 2>&1 &
+		worker_pid=$!
+	fi
+	t0=$(now)
 	mark
 	"$probe" wait "$ods" synced.order_current "$sentinel" "$marker" 600000 >/dev/null ||
 		{ cat "$work/worker.log" >&2; exit 1; }
+	caught_up=$(calc "$(now) - $t0")
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 if [ "${CDC_SKIP_LATENCY:-0}" != 1 ]; then
@@ -319,13 +349,16 @@ if [ "${CDC_SKIP_LATENCY:-0}" != 1 ]; then
 			ODS_LOG_LEVEL=warn "$build/odsd" 2>"$work/odsd.log" &
 		odsd_pid=$!
 		bench_wait_ready "$port"
-		start_worker
 		for r in $lat_rates; do
+			start_worker # caught up before each rate
 			c0=$(cpu_ticks "$worker_pid")
 			latency odsd "$r" http "$port" "$work/token"
 			c1=$(cpu_ticks "$worker_pid")
 			lat[odsd.$r]+=" $(awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" -v s="$lat_secs" \
 				'BEGIN { printf "%.0f", (b - a) / hz / s * 100 }')"
+			start_worker
+			printf '    %-12s caught up %.1f s after the load ended; worker CPU %s%% of one CPU during the load\n' \
+				"" "$caught_up" "${lat[odsd.$r]##* }"
 		done
 		kill "$odsd_pid"
 		wait "$odsd_pid" || true
@@ -350,7 +383,8 @@ if [ "${CDC_SKIP_SOAK:-0}" != 1 ] && [ $have_worker = 1 ]; then
 	) &
 	sampler_pid=$!
 	paced 1000 "$soak_secs"
-	soak_rate=$(paced_done)
+	paced_done
+	soak_rate=$achieved
 	kill "$sampler_pid" 2>/dev/null || true
 	wait "$sampler_pid" 2>/dev/null || true
 	sampler_pid=
@@ -371,18 +405,20 @@ if [ "${CDC_SKIP_SOAK:-0}" != 1 ] && [ $have_worker = 1 ]; then
 	printf '    source achieved %s changes/s; RSS %s' "$soak_rate" "$soak"
 fi
 
-# Everything applied, in both: the last check.
-if [ $have_worker = 1 ]; then
-	start_worker
-	kill "$worker_pid"
-	wait "$worker_pid" || { tail -n 20 "$work/worker.log" >&2; echo "bench/cdc: the worker did not exit 0 on SIGTERM" >&2; exit 1; }
-	worker_pid=
-fi
+# Everything applied, in both: the last check. One marker after all the load, seen by
+# both; then the worker gets SIGTERM (it must exit 0).
+[ $have_worker = 1 ] && start_worker
 sub_enable
 mark
 wait_bg "$sub" public.order_current
 wait "$wait_pid"
 sub_disable
+if [ $have_worker = 1 ]; then
+	"$probe" wait "$ods" synced.order_current "$sentinel" "$marker" 600000 >/dev/null
+	kill "$worker_pid"
+	wait "$worker_pid" || { tail -n 20 "$work/worker.log" >&2; echo "bench/cdc: the worker did not exit 0 on SIGTERM" >&2; exit 1; }
+	worker_pid=
+fi
 check_same "the end"
 
 # ---- the table ----
@@ -399,6 +435,7 @@ if [ "${CDC_SKIP_APPLY:-0}" != 1 ]; then
 		if [ $have_worker = 1 ]; then
 			mw=$(echo "${res[$kind.worker]}" | tr ' ' '\n' | grep . | median)
 			mo=$(echo "${res[$kind.once]}" | tr ' ' '\n' | grep . | median)
+			mc=$(echo "${res[$kind.cpu]}" | tr ' ' '\n' | grep . | median)
 			wcol=$(printf '%.0f changes/s' "$mw")
 			ratio=$(printf '%.2f' "$(calc "$mw / $ms")")
 		else
@@ -410,7 +447,9 @@ if [ "${CDC_SKIP_APPLY:-0}" != 1 ]; then
 			label="apply, 1 txn x $rows UPDATEs" target=">= 1.0"
 		fi
 		row "$label" "$wcol" "$(printf '%.0f changes/s (subscription)' "$ms")" "$ratio" "$target"
-		[ $have_worker = 1 ] && row "  ($kind: --once exits after, median)" "$(printf '%.3f s' "$mo")" "" "" ""
+		if [ $have_worker = 1 ]; then
+			row "  ($kind: --once exits after / worker CPU)" "$(printf '%.3f s / %.2f s per 10k' "$mo" "$mc")" "" "" ""
+		fi
 	done
 fi
 if [ "${CDC_SKIP_LATENCY:-0}" != 1 ]; then
@@ -430,9 +469,11 @@ if [ "${CDC_SKIP_LATENCY:-0}" != 1 ]; then
 		tgt=-
 		[ "$r" = 5000 ] && tgt="p99 < 1000"
 		row "$label" "$w" "$s" "" "$tgt"
-		[ -n "${lat[odsd.$r]:-}" ] && row "  (worker CPU during that run)" "${cpu}% of one CPU" "" "" ""
+		if [ -n "${lat[odsd.$r]:-}" ]; then
+			row "  (worker CPU during that run)" "${cpu}% of one CPU" "" "" ""
+		fi
 	done
 fi
-[ -n "$soak" ] && row "worker RSS, ${soak_secs}s at 1000/s" "$(echo "$soak" | sed 's/, start.*max/, max/')" "" "" "FLAT"
+[ -z "$soak" ] || row "worker RSS, ${soak_secs}s at 1000/s" "$(echo "$soak" | sed 's/, start.*max/, max/')" "" "" "FLAT"
 [ $have_worker = 1 ] || echo "(odsctl sync run is not in this build: the worker's rows are missing)"
 exit 0
