@@ -41,7 +41,10 @@
 #     start = mean of the second fifth, end = mean of the last fifth, FLAT
 #     unless end - start > max(1 MiB, 5% of start).
 #
-# CDC_SKIP_APPLY=1, CDC_SKIP_LATENCY=1, CDC_SKIP_SOAK=1 skip a section.
+# CDC_SKIP_APPLY=1, CDC_SKIP_LATENCY=1, CDC_SKIP_SOAK=1 skip a section; CDC_PROFILE=1
+# prints, per timed apply, the CPU seconds of each process involved (on stderr); with
+# CDC_PG_OPTS="-c shared_preload_libraries=pg_stat_statements" (CDC_PG_OPTS goes to the
+# cluster) also the ODS's top statements.
 # Without `odsctl sync run` in the build, the worker's parts are skipped and
 # only the references run.
 set -euo pipefail
@@ -57,7 +60,8 @@ if [ -z "${ODS_TEST_DB_URI:-}" ]; then
 	cc -O2 -Wall -std=c11 $(pkg-config --cflags libpq) -o "$probe" "$top/bench/cdcprobe.c" \
 		$(pkg-config --libs libpq)
 	ODS_HARNESS_PG=1 ODS_HARNESS_DURABLE=1 ODS_HARNESS_PG_OPTS="-c shared_buffers=256MB \
--c max_connections=200 -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10" \
+-c max_connections=200 -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10 \
+${CDC_PG_OPTS:-}" \
 		exec "$top/tests/harness.sh" "$0" "$@"
 fi
 rows=${1:-100000}
@@ -78,7 +82,7 @@ probe_id=$((rows + 2))
 worker_pid= load_pid= sampler_pid=
 bench_on_exit() {
 	local p
-	for p in "$sampler_pid" "$load_pid" "$worker_pid"; do
+	for p in "$profile_pid" "$sampler_pid" "$load_pid" "$worker_pid"; do
 		[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
 	return 0
@@ -215,16 +219,60 @@ cat >"$work/small.sql" <<SQL
 \\set id random(1, $rows)
 UPDATE public.order_current SET item_count = item_count % 50 + 1, status_changed_at = clock_timestamp() WHERE order_id = :id;
 SQL
+# CDC_PROFILE=1: where the CPU of each timed apply goes. Every 100 ms the CPU ticks of the
+# cluster's processes and the worker go to a file; per process title (the walsender,
+# the subscription's apply worker, the ODS backend, odsctl), the ticks it used.
+profile_pid=
+postmaster=$(head -n 1 "$ODS_TEST_PG_DATA/postmaster.pid")
+pss=0
+case ${CDC_PG_OPTS:-} in *pg_stat_statements*) pss=1 ;; esac
+profile_start() {
+	[ "${CDC_PROFILE:-0}" = 1 ] || return 0
+	[ $pss = 0 ] || q "$ods" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
+		-c "SELECT pg_stat_statements_reset()" >/dev/null
+	(
+		while :; do
+			ps -eo pid=,args= | awk '$2 ~ /^postgres:/ || /odsctl sync run/ { print "T", $0 }'
+			awk -v pm="$postmaster" '($2 == "(postgres)" && ($4 == pm || $1 == pm)) || $2 == "(odsctl)" {
+				print "C", $1, $14 + $15 }' /proc/[0-9]*/stat
+			sleep 0.1
+		done
+	) >"$work/profile" 2>/dev/null &
+	profile_pid=$!
+}
+profile_stop() { # LABEL
+	[ -n "$profile_pid" ] || return 0
+	kill "$profile_pid"
+	wait "$profile_pid" 2>/dev/null || true
+	profile_pid=
+	awk -v hz="$(getconf CLK_TCK)" -v label="$1" '
+	$1 == "T" { pid = $2; $1 = ""; $2 = ""; t = $0; sub(/^ +/, "", t); sub(/\([0-9]+\)/, "", t)
+		sub(/ (idle|active|idle in transaction|START_REPLICATION|SELECT|UPDATE|COMMIT|BEGIN|CHECKPOINT).*$/, "", t)
+		if (t ~ /odsctl/) t = "odsctl sync run"
+		name[pid] = t; next }
+	$1 == "C" { if (!($2 in lo)) lo[$2] = $3; hi[$2] = $3 }
+	END {
+		for (p in hi) if (p in name) cpu[name[p]] += hi[p] - lo[p]
+		for (n in cpu) if (cpu[n] > 0) printf "      profile %-12s %6.2f CPU s  %s\n", label, cpu[n] / hz, n
+	}' "$work/profile" | sort -k3 -rn >&2
+	[ $pss = 0 ] || q "$ods" -F ' | ' -c "SELECT 'pss ' || calls || ' calls', round(total_exec_time::numeric / calls * 1000) || ' us/call',
+		plans || ' plans', round(total_plan_time::numeric / calls * 1000) || ' us plan/call',
+		left(regexp_replace(query, '\s+', ' ', 'g'), 120)
+		FROM pg_stat_statements WHERE calls > 0 AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY total_exec_time + total_plan_time DESC LIMIT 6" >&2
+}
 # apply_sub / apply_worker: seconds until the current marker is visible.
 apply_sub() {
 	q "$src" -c "CHECKPOINT"
 	wait_bg "$sub" public.order_current
 	local t0
 	sub_wait_retry
+	profile_start
 	t0=$(now)
 	sub_enable
 	wait "$wait_pid" || { echo "bench/cdc: the subscription did not catch up" >&2; exit 1; }
 	calc "$(cat "$work/seen") - $t0"
+	profile_stop subscription
 	sub_disable
 }
 apply_worker() {
@@ -233,11 +281,13 @@ apply_worker() {
 	local t0 rc=0
 	t0=$(now)
 	local TIMEFORMAT='%U %S'
+	profile_start
 	{ time "$odsctl" "${worker_args[@]}" --once >>"$work/worker-once.log" 2>&1; } 2>"$work/cpu" || rc=$?
 	local t1
 	t1=$(now)
 	[ $rc = 0 ] || { tail -n 20 "$work/worker-once.log" >&2; echo "bench/cdc: sync run --once exited $rc" >&2; exit 1; }
 	wait "$wait_pid" || { echo "bench/cdc: the worker exited without the marker" >&2; exit 1; }
+	profile_stop worker
 	echo "$(calc "$(cat "$work/seen") - $t0") $(calc "$t1 - $t0") $(awk '{print $1 + $2}' "$work/cpu")"
 }
 # run_apply KIND CHANGES: the load is already in the WAL; times both sides, order by run.
@@ -399,8 +449,8 @@ if [ "${CDC_SKIP_SOAK:-0}" != 1 ] && [ $have_worker = 1 ]; then
 		if (!sn || !en) { print "too few RSS samples"; exit }
 		s /= sn; e /= en
 		limit = s * 0.05; if (limit < 1024) limit = 1024
-		printf "first %.1f MiB, start %.1f, end %.1f (%+.0f KiB), last %.1f, max %.1f MiB: %s\n",
-			r[1] / 1024, s / 1024, e / 1024, e - s, r[n] / 1024, max / 1024, (e - s > limit) ? "GROWING" : "FLAT"
+		printf "first %.1f, last %.1f, max %.1f MiB; end - start %+.0f KiB: %s\n",
+			r[1] / 1024, r[n] / 1024, max / 1024, e - s, (e - s > limit) ? "GROWING" : "FLAT"
 	}' "$csv")
 	printf '    source achieved %s changes/s; RSS %s' "$soak_rate" "$soak"
 fi
@@ -425,10 +475,10 @@ check_same "the end"
 
 echo
 echo "bench/cdc: order_current, $rows orders; apply figures are medians of $runs runs"
-printf '| %-52s | %-26s | %-30s | %-6s | %-10s |\n' measurement "odsd worker" "ceiling / reference" ratio target
-printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..28})" \
-	"$(printf -- '-%.0s' {1..32})" "$(printf -- '-%.0s' {1..8})" "$(printf -- '-%.0s' {1..12})"
-row() { printf '| %-52s | %-26s | %-30s | %-6s | %-10s |\n' "$@"; }
+row() { printf '| %-56s | %-40s | %-36s | %-5s | %-10s |\n' "$@"; }
+row measurement "odsd worker" "ceiling / reference" ratio target
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..58})" "$(printf -- '-%.0s' {1..42})" \
+	"$(printf -- '-%.0s' {1..38})" "$(printf -- '-%.0s' {1..7})" "$(printf -- '-%.0s' {1..12})"
 if [ "${CDC_SKIP_APPLY:-0}" != 1 ]; then
 	for kind in small large; do
 		ms=$(echo "${res[$kind.sub]}" | tr ' ' '\n' | grep . | median)
@@ -474,6 +524,6 @@ if [ "${CDC_SKIP_LATENCY:-0}" != 1 ]; then
 		fi
 	done
 fi
-[ -z "$soak" ] || row "worker RSS, ${soak_secs}s at 1000/s" "$(echo "$soak" | sed 's/, start.*max/, max/')" "" "" "FLAT"
+[ -z "$soak" ] || row "worker RSS, ${soak_secs}s at 1000/s" "$soak" "" "" "FLAT"
 [ $have_worker = 1 ] || echo "(odsctl sync run is not in this build: the worker's rows are missing)"
 exit 0
