@@ -70,13 +70,14 @@ wal_level = logical
 CONF
 	echo "cluster created"
 fi
-# A cluster from before the live source has wal_level = replica: change it once.
-if [ -f "$state/pg/postmaster.pid" ] && ! grep -q '^wal_level = logical' "$state/pg/postgresql.conf"; then
+# A cluster from before the live source has wal_level = replica: change it once
+# (a running one restarts to take it).
+if ! grep -q '^wal_level = logical' "$state/pg/postgresql.conf"; then
 	echo "wal_level = logical" >>"$state/pg/postgresql.conf"
-	"${as_pg[@]}" "$pgbin/pg_ctl" -D "$state/pg" -l "$state/postgres.log" -w restart >/dev/null
-	echo "cluster restarted with wal_level = logical (for the CDC source)"
-elif ! grep -q '^wal_level = logical' "$state/pg/postgresql.conf"; then
-	echo "wal_level = logical" >>"$state/pg/postgresql.conf"
+	if [ -f "$state/pg/postmaster.pid" ]; then
+		"${as_pg[@]}" "$pgbin/pg_ctl" -D "$state/pg" -l "$state/postgres.log" -w restart >/dev/null
+		echo "cluster restarted with wal_level = logical (for the CDC source)"
+	fi
 fi
 if ! "${as_pg[@]}" "$pgbin/pg_ctl" -D "$state/pg" status >/dev/null 2>&1; then
 	"${as_pg[@]}" "$pgbin/pg_ctl" -D "$state/pg" -l "$state/postgres.log" -w start >/dev/null

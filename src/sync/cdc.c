@@ -245,7 +245,7 @@ static bool probe_source(struct session *s)
 	const char *params[] = {s->st.slot};
 	PGresult *res = PQexecParams(
 	        s->src,
-	        "SELECT (extract(epoch FROM t) * 1000000)::bigint - 946684800000000, l,"
+	        "SELECT (extract(epoch FROM t) * 1000000)::bigint, l,"
 	        "  (SELECT (l - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = "
 	        "$1)"
 	        "  FROM (SELECT clock_timestamp() AS t OFFSET 0) a,"
@@ -263,7 +263,8 @@ static bool probe_source(struct session *s)
 		if (!s->probe_pending) {
 			s->probe_pending = true;
 			s->probe_lsn = lsn;
-			s->probe_time = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			s->probe_time = strtoll(PQgetvalue(res, 0, 0), NULL, 10) -
+			                PGO_EPOCH_OFFSET * 1000000;
 		}
 	}
 	PQclear(res);

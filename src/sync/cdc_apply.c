@@ -43,7 +43,6 @@ struct pending {
 	uint64_t lsn;        /* statements: the commit LSN; P_SYNC: end LSN */
 	int64_t commit_time; /* P_SYNC */
 	uint64_t last_end;   /* P_PROBE: the end LSN sent before it */
-	bool answered;       /* a result came; NULL comes next */
 };
 
 /* A durability probe answer: once the ODS has flushed past insert, end is durable. */
@@ -83,11 +82,6 @@ void cdc_time_text(int64_t t, char *out, size_t outlen)
 	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
 }
 
-static void lsn_text(uint64_t lsn, char *out, size_t n)
-{
-	pgo_lsn_format(lsn, out, n);
-}
-
 struct cdc_apply *cdc_apply_open(const char *uri, const char *source, struct cdc_map *map,
                                  uint64_t applied, char *err, size_t errlen)
 {
@@ -96,6 +90,7 @@ struct cdc_apply *cdc_apply_open(const char *uri, const char *source, struct cdc
 
 	if (!conn)
 		return NULL;
+	*err = '\0'; /* filled below only by the step that fails */
 	if (!db_exec(conn,
 	             "SET synchronous_commit = off; SET TimeZone = 'UTC';"
 	             " SET statement_timeout = 0; SET lock_timeout = '30s'",
@@ -286,8 +281,8 @@ bool cdc_apply_commit(struct cdc_apply *a, uint64_t end_lsn, int64_t commit_time
 	const char *params[] = {a->source, prev, next, ts};
 	struct pending *p;
 
-	lsn_text(a->sent_end, prev, sizeof(prev));
-	lsn_text(end_lsn, next, sizeof(next));
+	pgo_lsn_format(a->sent_end, prev, sizeof(prev));
+	pgo_lsn_format(end_lsn, next, sizeof(next));
 	cdc_time_text(commit_time, ts, sizeof(ts));
 	if (PQsendQueryParams(a->conn,
 	                      "SELECT ods.cdc_advance($1, nullif($2, '0/0')::pg_lsn, $3, $4)", 4,
@@ -347,7 +342,7 @@ bool cdc_apply_freshness(struct cdc_apply *a, const struct cdc_progress *p, char
 	if (p->as_of)
 		cdc_time_text(p->as_of, asof, sizeof(asof));
 	if (p->source_wal)
-		lsn_text(p->source_wal, wal, sizeof(wal));
+		pgo_lsn_format(p->source_wal, wal, sizeof(wal));
 	if (p->lag_bytes >= 0)
 		snprintf(lag, sizeof(lag), "%lld", p->lag_bytes);
 	if (p->retained >= 0)
@@ -458,7 +453,7 @@ static bool fail(struct cdc_apply *a, struct pending *p, PGresult *res, char *er
 	}
 	if (!a->transient)
 		name_key(a, &failed, &key);
-	lsn_text(failed.lsn, lsn, sizeof(lsn));
+	pgo_lsn_format(failed.lsn, lsn, sizeof(lsn));
 	errf(err, errlen, "synced.%s%s%s at LSN %s (source %s.%s): %s",
 	     a->map->t[failed.table].target, key.len ? " key " : "", key.len ? key.data : "", lsn,
 	     a->map->t[failed.table].src_schema, a->map->t[failed.table].src_table, msg);
@@ -505,7 +500,7 @@ static bool take(struct cdc_apply *a, PGresult *res, char *err, size_t errlen)
 		char lsn[24];
 		strbuf_init(&key);
 		cdc_batch_key_text(p->batch, CDC_PARTIAL, p->partial, &key);
-		lsn_text(p->lsn, lsn, sizeof(lsn));
+		pgo_lsn_format(p->lsn, lsn, sizeof(lsn));
 		errf(err, errlen,
 		     "synced.%s key %s at LSN %s: an update that keeps an unchanged TOASTed value "
 		     "found no row to keep it from",
@@ -530,7 +525,6 @@ static bool take(struct cdc_apply *a, PGresult *res, char *err, size_t errlen)
 				a->marks[a->nmarks++] = (struct mark){ins, p->last_end};
 		}
 	}
-	p->answered = true;
 	PQclear(res);
 	return true;
 }
@@ -545,14 +539,10 @@ bool cdc_apply_pump(struct cdc_apply *a, bool wait, char *err, size_t errlen)
 			return send_failed(a, err, errlen);
 		while (a->len && !PQisBusy(a->conn)) {
 			PGresult *res = PQgetResult(a->conn);
-			if (!res) {
-				struct pending *p = head(a);
-				if (p->kind != P_SYNC && p->answered)
-					pop(a);
-				else if (p->kind != P_SYNC)
-					pop(a); /* a statement with no result row (prepare) */
-				else
+			if (!res) { /* the end of a statement's answer; a Sync's comes as a result */
+				if (head(a)->kind == P_SYNC)
 					break;
+				pop(a);
 				continue;
 			}
 			if (!take(a, res, err, errlen))
