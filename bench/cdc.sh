@@ -282,11 +282,17 @@ apply_worker() {
 	t0=$(now)
 	local TIMEFORMAT='%U %S'
 	profile_start
+	local perf_pid=
+	if [ "${CDC_PERF:-0}" = 1 ]; then
+		perf record -a -g -o "$out/perf-worker-$perf_kind.data" >/dev/null 2>&1 &
+		perf_pid=$!
+	fi
 	{ time "$odsctl" "${worker_args[@]}" --once >>"$work/worker-once.log" 2>&1; } 2>"$work/cpu" || rc=$?
 	local t1
 	t1=$(now)
 	[ $rc = 0 ] || { tail -n 20 "$work/worker-once.log" >&2; echo "bench/cdc: sync run --once exited $rc" >&2; exit 1; }
 	wait "$wait_pid" || { echo "bench/cdc: the worker exited without the marker" >&2; exit 1; }
+	[ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
 	profile_stop worker
 	echo "$(calc "$(cat "$work/seen") - $t0") $(calc "$t1 - $t0") $(awk '{print $1 + $2}' "$work/cpu")"
 }
@@ -294,6 +300,7 @@ apply_worker() {
 declare -A res
 run_apply() {
 	local kind=$1 n=$2 i=$3 s w
+	perf_kind=$kind
 	if [ $((i % 2)) = 1 ] || [ $have_worker = 0 ]; then
 		s=$(apply_sub)
 		[ $have_worker = 1 ] && w=$(apply_worker)

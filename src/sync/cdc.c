@@ -239,7 +239,15 @@ static bool on_frame(struct session *s, const uint8_t *buf, int len)
 
 /* ---- freshness ---- */
 
-/* Asks the source where its WAL is, by its own clock (time first, then position). */
+/*
+ * Asks the source where its WAL is, by its own clock (time first, then
+ * position). The position is the insert position, not pg_current_wal_lsn():
+ * that is where WAL has been written, and a commit with synchronous_commit =
+ * off is visible on the source before its WAL is written (the walsender
+ * sends it once it is). An insert position that lies just past a page header
+ * (the WAL ends on a page boundary) is taken back to the boundary: no record
+ * ends inside a header, and a record end is what positions are compared with.
+ */
 static bool probe_source(struct session *s)
 {
 	const char *params[] = {s->st.slot};
@@ -249,7 +257,11 @@ static bool probe_source(struct session *s)
 	        "  (SELECT (l - restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = "
 	        "$1)"
 	        "  FROM (SELECT clock_timestamp() AS t OFFSET 0) a,"
-	        "       LATERAL (SELECT pg_current_wal_lsn() AS l OFFSET 0) b",
+	        "       LATERAL (SELECT pg_current_wal_insert_lsn() AS i,"
+	        "                       current_setting('wal_block_size')::numeric AS bs OFFSET 0) "
+	        "b,"
+	        "       LATERAL (SELECT CASE WHEN (i - '0/0') % bs IN (24, 40)"
+	        "                       THEN i - (i - '0/0') % bs ELSE i END AS l) c",
 	        1, NULL, params, NULL, NULL, 0);
 	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
 	uint64_t lsn = 0;
@@ -417,13 +429,15 @@ static enum outcome stream(struct session *s)
 		if (!cdc_apply_pump(s->apply, false, s->err, sizeof(s->err)))
 			return cdc_apply_transient(s->apply) ? RETRY : FATAL;
 		advance(s);
-		if (now >= s->next_durable) {
+		/* Probes and freshness go between transactions, never inside one. */
+		bool between = !cdc_apply_in_txn(s->apply);
+		if (between && now >= s->next_durable) {
 			s->next_durable = now + 200;
 			if (cdc_apply_durable(s->apply) < cdc_apply_committed(s->apply) &&
 			    !cdc_apply_probe(s->apply, s->err, sizeof(s->err)))
 				return RETRY;
 		}
-		if (now >= s->next_fresh) {
+		if (between && now >= s->next_fresh) {
 			s->next_fresh = now + 500;
 			if (!probe_source(s))
 				return RETRY;

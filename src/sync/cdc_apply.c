@@ -22,6 +22,11 @@
 
 /* Transactions in flight before sending waits for answers. */
 #define MAX_IN_FLIGHT 512
+/* Committed transactions per Sync at most: a Sync is what makes the ODS
+ * flush its answers, one send() and one wake-up of this process each. */
+#define SYNC_EVERY 64
+/* Keys in a batch from which its answer is asked for at once (see below). */
+#define FLUSH_KEYS 1000
 
 enum pending_kind {
 	P_PREPARE,
@@ -30,6 +35,7 @@ enum pending_kind {
 	P_PARTIAL,
 	P_TRUNCATE,
 	P_OTHER,
+	P_COMMIT,
 	P_SYNC,
 	P_PROBE
 };
@@ -40,8 +46,8 @@ struct pending {
 	bool owns;
 	int table;           /* index in the map, -1 for none */
 	int partial;         /* P_PARTIAL: which partial row */
-	uint64_t lsn;        /* statements: the commit LSN; P_SYNC: end LSN */
-	int64_t commit_time; /* P_SYNC */
+	uint64_t lsn;        /* statements: the commit LSN; P_COMMIT: end LSN */
+	int64_t commit_time; /* P_COMMIT */
 	uint64_t last_end;   /* P_PROBE: the end LSN sent before it */
 };
 
@@ -58,7 +64,9 @@ struct cdc_apply {
 	long long *delta;
 	struct pending *q;
 	size_t head, len, cap;
-	int txns; /* P_SYNCs queued */
+	int txns;      /* P_COMMITs queued */
+	bool in_block; /* BEGIN sent, COMMIT not yet */
+	int unsynced;  /* COMMITs sent since the last Sync */
 	uint64_t sent_end, committed_end, durable_end;
 	int64_t committed_time;
 	struct mark marks[64];
@@ -82,6 +90,18 @@ void cdc_time_text(int64_t t, char *out, size_t outlen)
 	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
 }
 
+/* A protocol-level prepared statement: SQL PREPARE takes no BEGIN or COMMIT. */
+static bool prepare(PGconn *conn, const char *name, const char *sql, char *err, size_t errlen)
+{
+	PGresult *res = PQprepare(conn, name, sql, 0, NULL);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		db_fail(conn, res, err, errlen);
+	PQclear(res);
+	return ok;
+}
+
 struct cdc_apply *cdc_apply_open(const char *uri, const char *source, struct cdc_map *map,
                                  uint64_t applied, char *err, size_t errlen)
 {
@@ -91,11 +111,24 @@ struct cdc_apply *cdc_apply_open(const char *uri, const char *source, struct cdc
 	if (!conn)
 		return NULL;
 	*err = '\0'; /* filled below only by the step that fails */
+	/*
+	 * Generic plans: a custom plan cannot know the length of an array
+	 * parameter either, so it only costs a planning per transaction (more
+	 * than the execution of a one-row upsert), and the plan cache keeps
+	 * choosing it because the generic plan's estimate assumes 100 rows.
+	 */
 	if (!db_exec(conn,
 	             "SET synchronous_commit = off; SET TimeZone = 'UTC';"
-	             " SET statement_timeout = 0; SET lock_timeout = '30s'",
+	             " SET statement_timeout = 0; SET lock_timeout = '30s';"
+	             " SET plan_cache_mode = force_generic_plan",
 	             err, errlen) ||
-	    PQenterPipelineMode(conn) != 1 || PQsetnonblocking(conn, 1) != 0) {
+	    !db_exec(conn,
+	             "PREPARE cdc_advance(text, pg_lsn, pg_lsn, timestamptz) AS"
+	             " SELECT ods.cdc_advance($1, $2, $3, $4)",
+	             err, errlen) ||
+	    !prepare(conn, "cdc_begin", "BEGIN", err, errlen) ||
+	    !prepare(conn, "cdc_commit", "COMMIT", err, errlen) || PQenterPipelineMode(conn) != 1 ||
+	    PQsetnonblocking(conn, 1) != 0) {
 		if (!*err)
 			errf(err, errlen, "cannot enter pipeline mode: %s", PQerrorMessage(conn));
 		PQfinish(conn);
@@ -122,7 +155,7 @@ static void pop(struct cdc_apply *a)
 
 	if (p->owns)
 		cdc_batch_free(p->batch);
-	if (p->kind == P_SYNC)
+	if (p->kind == P_COMMIT)
 		a->txns--;
 	a->head = (a->head + 1) % a->cap;
 	a->len--;
@@ -162,7 +195,7 @@ static struct pending *push(struct cdc_apply *a, enum pending_kind kind)
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
 	p->table = -1;
-	if (kind == P_SYNC)
+	if (kind == P_COMMIT)
 		a->txns++;
 	return p;
 }
@@ -212,6 +245,34 @@ static bool send_arrays(struct cdc_apply *a, const struct cdc_batch *b, int ti, 
 	return cdc_stmt_send_arrays(a->conn, name, b, op, only, ts, pos, pipelined);
 }
 
+/* Opens the source transaction's ODS transaction block, once. */
+static bool begin_block(struct cdc_apply *a, char *err, size_t errlen)
+{
+	if (a->in_block)
+		return true;
+	if (PQsendQueryPrepared(a->conn, "cdc_begin", 0, NULL, NULL, NULL, 0) != 1)
+		return send_failed(a, err, errlen);
+	push(a, P_OTHER);
+	a->in_block = true;
+	return true;
+}
+
+/* Ends a pipeline segment: the ODS runs it and sends its answers. */
+static bool send_sync(struct cdc_apply *a, char *err, size_t errlen)
+{
+	if (PQpipelineSync(a->conn) != 1)
+		return send_failed(a, err, errlen);
+	push(a, P_SYNC);
+	a->unsynced = 0;
+	return true;
+}
+
+/* Ends the segment of the transactions committed since the last Sync, if any. */
+static bool sync_committed(struct cdc_apply *a, char *err, size_t errlen)
+{
+	return a->unsynced == 0 || a->in_block || send_sync(a, err, errlen);
+}
+
 static int table_index(const struct cdc_apply *a, const struct cdc_table *t)
 {
 	return (int)(t - a->map->t);
@@ -222,9 +283,10 @@ bool cdc_apply_batch(struct cdc_apply *a, struct cdc_batch *b, uint64_t commit_l
 {
 	int ti = table_index(a, cdc_batch_table(b));
 	int nparts = cdc_batch_count(b, CDC_PARTIAL);
+	bool large = cdc_batch_size(b) >= FLUSH_KEYS;
 	char ts[40], pos[24];
 	struct pending *p = NULL;
-	bool ok = prepare_table(a, ti, err, errlen);
+	bool ok = prepare_table(a, ti, err, errlen) && begin_block(a, err, errlen);
 
 	cdc_time_text(commit_time, ts, sizeof(ts));
 	snprintf(pos, sizeof(pos), "%llu", (unsigned long long)commit_lsn);
@@ -256,8 +318,9 @@ bool cdc_apply_batch(struct cdc_apply *a, struct cdc_batch *b, uint64_t commit_l
 		cdc_batch_free(b);
 	if (!ok)
 		return a->failed ? false : send_failed(a, err, errlen);
-	/* Ask for the answers now, so the batches held for them are freed. */
-	if (PQsendFlushRequest(a->conn) != 1)
+	/* A large batch may be one chunk of many in a transaction: ask for its
+	 * answer now, so the memory held for it is freed before the commit. */
+	if (large && PQsendFlushRequest(a->conn) != 1)
 		return send_failed(a, err, errlen);
 	return true;
 }
@@ -265,8 +328,13 @@ bool cdc_apply_batch(struct cdc_apply *a, struct cdc_batch *b, uint64_t commit_l
 bool cdc_apply_truncate(struct cdc_apply *a, const struct cdc_table *t, char *err, size_t errlen)
 {
 	char *sql = xasprintf("DELETE FROM %s", t->qtarget);
-	bool ok = PQsendQueryParams(a->conn, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
+	bool ok;
 
+	if (!begin_block(a, err, errlen)) {
+		free(sql);
+		return false;
+	}
+	ok = PQsendQueryParams(a->conn, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
 	free(sql);
 	if (!ok)
 		return send_failed(a, err, errlen);
@@ -278,23 +346,26 @@ bool cdc_apply_commit(struct cdc_apply *a, uint64_t end_lsn, int64_t commit_time
                       size_t errlen)
 {
 	char prev[24], next[24], ts[40];
-	const char *params[] = {a->source, prev, next, ts};
+	const char *params[] = {a->source, a->sent_end ? prev : NULL, next, ts};
 	struct pending *p;
 
 	pgo_lsn_format(a->sent_end, prev, sizeof(prev));
 	pgo_lsn_format(end_lsn, next, sizeof(next));
 	cdc_time_text(commit_time, ts, sizeof(ts));
-	if (PQsendQueryParams(a->conn,
-	                      "SELECT ods.cdc_advance($1, nullif($2, '0/0')::pg_lsn, $3, $4)", 4,
-	                      NULL, params, NULL, NULL, 0) != 1)
+	if (!begin_block(a, err, errlen))
+		return false;
+	if (PQsendQueryPrepared(a->conn, "cdc_advance", 4, params, NULL, NULL, 0) != 1)
 		return send_failed(a, err, errlen);
 	push(a, P_OTHER);
-	if (PQpipelineSync(a->conn) != 1)
+	if (PQsendQueryPrepared(a->conn, "cdc_commit", 0, NULL, NULL, NULL, 0) != 1)
 		return send_failed(a, err, errlen);
-	p = push(a, P_SYNC);
+	p = push(a, P_COMMIT);
 	p->lsn = end_lsn;
 	p->commit_time = commit_time;
 	a->sent_end = end_lsn;
+	a->in_block = false;
+	if (++a->unsynced >= SYNC_EVERY && !sync_committed(a, err, errlen))
+		return false;
 	/* Bounded: past MAX_IN_FLIGHT, wait until half are answered. */
 	if (a->txns < MAX_IN_FLIGHT)
 		return true;
@@ -310,15 +381,14 @@ bool cdc_apply_commit(struct cdc_apply *a, uint64_t end_lsn, int64_t commit_time
 
 bool cdc_apply_probe(struct cdc_apply *a, char *err, size_t errlen)
 {
+	if (a->in_block)
+		return errf(err, errlen, "cdc_apply: a probe inside a transaction");
 	if (PQsendQueryParams(a->conn,
 	                      "SELECT pg_current_wal_insert_lsn(), pg_current_wal_flush_lsn()", 0,
 	                      NULL, NULL, NULL, NULL, 0) != 1)
 		return send_failed(a, err, errlen);
 	push(a, P_PROBE)->last_end = a->sent_end;
-	if (PQpipelineSync(a->conn) != 1)
-		return send_failed(a, err, errlen);
-	push(a, P_SYNC)->lsn = 0;
-	return true;
+	return send_sync(a, err, errlen);
 }
 
 bool cdc_apply_freshness(struct cdc_apply *a, const struct cdc_progress *p, char *err,
@@ -327,6 +397,9 @@ bool cdc_apply_freshness(struct cdc_apply *a, const struct cdc_progress *p, char
 	char asof[40] = "", wal[24] = "", lag[24] = "", ret[24] = "";
 	struct strbuf names, deltas;
 	bool ok;
+
+	if (a->in_block)
+		return errf(err, errlen, "cdc_apply: a freshness write inside a transaction");
 
 	strbuf_init(&names);
 	strbuf_init(&deltas);
@@ -373,10 +446,7 @@ bool cdc_apply_freshness(struct cdc_apply *a, const struct cdc_progress *p, char
 	if (!ok)
 		return send_failed(a, err, errlen);
 	push(a, P_OTHER);
-	if (PQpipelineSync(a->conn) != 1)
-		return send_failed(a, err, errlen);
-	push(a, P_SYNC)->lsn = 0;
-	return true;
+	return send_sync(a, err, errlen);
 }
 
 /* ---- answers ---- */
@@ -400,6 +470,8 @@ static void name_key(struct cdc_apply *a, const struct pending *p, struct strbuf
 	if (!b || PQexitPipelineMode(a->conn) != 1)
 		return;
 	snprintf(pos, sizeof(pos), "%llu", (unsigned long long)p->lsn);
+	if (PQtransactionStatus(a->conn) != PQTRANS_IDLE) /* the failed block */
+		PQclear(PQexec(a->conn, "ROLLBACK"));
 	PQclear(PQexec(a->conn, "BEGIN"));
 	if (op == CDC_PARTIAL) {
 		cdc_batch_key_text(b, op, p->partial, out);
@@ -474,12 +546,26 @@ static bool take(struct cdc_apply *a, PGresult *res, char *err, size_t errlen)
 		return true;
 	}
 	if (st == PGRES_PIPELINE_SYNC) {
-		if (p->kind == P_SYNC && p->lsn) {
+		pop(a);
+		PQclear(res);
+		return true;
+	}
+	if (p->kind == P_COMMIT && st == PGRES_COMMAND_OK) {
+		/* COMMIT of a block that failed answers ROLLBACK, without an error. */
+		bool committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+		if (committed) {
 			a->committed_end = p->lsn;
 			a->committed_time = p->commit_time;
 		}
-		pop(a);
 		PQclear(res);
+		if (!committed) {
+			char lsn[24];
+			a->failed = true;
+			a->transient = true;
+			pgo_lsn_format(p->lsn, lsn, sizeof(lsn));
+			return errf(err, errlen, "ODS: the transaction of LSN %s was rolled back",
+			            lsn);
+		}
 		return true;
 	}
 	if (st == PGRES_FATAL_ERROR) {
@@ -533,6 +619,10 @@ bool cdc_apply_pump(struct cdc_apply *a, bool wait, char *err, size_t errlen)
 {
 	if (a->failed)
 		return errf(err, errlen, "ODS apply already failed");
+	if (!sync_committed(a, err, errlen))
+		return false;
+	if (wait && a->in_block && PQsendFlushRequest(a->conn) != 1)
+		return send_failed(a, err, errlen);
 	for (;;) {
 		int flushed = PQflush(a->conn);
 		if (flushed < 0 || PQconsumeInput(a->conn) == 0)
@@ -562,6 +652,11 @@ bool cdc_apply_pump(struct cdc_apply *a, bool wait, char *err, size_t errlen)
 bool cdc_apply_transient(const struct cdc_apply *a)
 {
 	return a->transient;
+}
+
+bool cdc_apply_in_txn(const struct cdc_apply *a)
+{
+	return a->in_block;
 }
 
 uint64_t cdc_apply_committed(const struct cdc_apply *a)

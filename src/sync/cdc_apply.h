@@ -1,10 +1,13 @@
 /*
  * cdc_apply: the ODS side of the CDC worker. One connection in libpq
  * pipeline mode carries many source transactions back to back without
- * waiting for each one's answer; each is still ONE implicit transaction (its
- * statements, then a Sync) ending with ods.cdc_advance(prev, next), so the
- * stored position and the rows commit together, and a failure anywhere makes
- * every later transaction fail its chain step instead of applying over a gap.
+ * waiting for each one's answer; each is still ONE ODS transaction (BEGIN,
+ * its statements, ods.cdc_advance(prev, next), COMMIT), so the stored
+ * position and the rows commit together, and a failure anywhere makes every
+ * later transaction fail its chain step instead of applying over a gap.
+ * Up to 64 committed transactions share one Sync (the point at which the ODS
+ * flushes its answers): under a backlog that saves a send and a wake-up per
+ * transaction; when caught up, every transaction is synced as it is sent.
  *
  * Each table's changes go as set-based statements over text[] arrays
  * (prepared once per table and column layout), so a transaction of 100,000
@@ -74,6 +77,8 @@ uint64_t cdc_apply_committed(const struct cdc_apply *a);
 uint64_t cdc_apply_durable(const struct cdc_apply *a);
 /* Source commit time of the last committed transaction (PostgreSQL-epoch us, 0: none). */
 int64_t cdc_apply_committed_time(const struct cdc_apply *a);
+/* Whether a source transaction's ODS transaction is open (BEGIN sent, no COMMIT yet). */
+bool cdc_apply_in_txn(const struct cdc_apply *a);
 /* Transactions queued but not yet answered. */
 int cdc_apply_in_flight(const struct cdc_apply *a);
 

@@ -6,7 +6,7 @@
 # columns the ODS lacks); the ODS is a migrated database. Covers: bad mappings (clear
 # start-up errors), the initial copy (exact, positions and as_of), streaming of inserts,
 # updates, deletes, key changes, unchanged TOAST values, TRUNCATE, a large transaction,
-# one ODS transaction per source transaction in an unbroken chain, commit times,
+# one ODS transaction per source transaction (also past one 50,000-key chunk) in an unbroken chain, commit times,
 # freshness while idle and after the worker dies, reconnects after the ODS or the source
 # side is cut and after a cluster restart, SIGTERM (exit 0, slot confirmed), a crash
 # loop (kill -9 at random points while a writer commits thousands of transactions: the
@@ -270,6 +270,17 @@ before=$(q "SELECT count(*) FROM public.chain")
 qs "UPDATE orders SET total_amount = total_amount + 0.01, sla_status = 'at_risk' WHERE order_id <= 2000" >/dev/null
 wait_same "a 2000-row source transaction applied" 60
 expect "it was one ODS transaction" "SELECT count(*) = $before + 1 FROM public.chain"
+# Larger than one chunk (50,000 keys go per statement): the chunks, and the freshness
+# writes and durability probes that run every few hundred ms (a small transaction just
+# before it makes both due), must not split it.
+qs "UPDATE orders SET item_count = item_count + 1 WHERE order_id = 1" >/dev/null
+qs "INSERT INTO orders (order_id, customer_id, status) SELECT g, 1, 'placed' FROM generate_series(100001, 160000) g" >/dev/null
+wait_same "a 60,000-row source transaction applied" 120
+expect "its rows were written by one ODS transaction, the one that stored its position" \
+	"SELECT count(DISTINCT o.xmin::text) = 1 AND min(o.xmin::text)::bigint = (SELECT xid % 4294967296 FROM public.chain ORDER BY seq DESC LIMIT 1)
+	   FROM synced.order_current o WHERE order_id BETWEEN 100001 AND 160000"
+qs "DELETE FROM orders WHERE order_id BETWEEN 100001 AND 160000" >/dev/null
+wait_same "and its deletion too" 120
 
 qs "TRUNCATE work_orders" >/dev/null
 wait_for "TRUNCATE empties the mapped table" "SELECT NOT EXISTS (SELECT 1 FROM synced.work_order_current)" 10
