@@ -46,6 +46,7 @@ struct pending {
 	bool owns;
 	int table;           /* index in the map, -1 for none */
 	int partial;         /* P_PARTIAL: which partial row */
+	bool one;            /* P_UPSERT: the one-row form, answering a row if new */
 	uint64_t lsn;        /* statements: the commit LSN; P_COMMIT: end LSN */
 	int64_t commit_time; /* P_COMMIT */
 	uint64_t last_end;   /* P_PROBE: the end LSN sent before it */
@@ -210,27 +211,23 @@ static bool send_failed(struct cdc_apply *a, char *err, size_t errlen)
 static bool prepare_table(struct cdc_apply *a, int ti, char *err, size_t errlen)
 {
 	const struct cdc_table *t = &a->map->t[ti];
-	char name[64];
-	char *u, *d;
-	bool ok;
+	static const char kinds[] = "udUD";
 
 	if (a->prepared[ti] == t->generation)
 		return true;
-	u = cdc_stmt_upsert_sql(t);
-	d = cdc_stmt_delete_sql(t);
-	cdc_stmt_name(name, sizeof(name), 'u', ti, t->generation);
-	ok = PQsendPrepare(a->conn, name, u, 0, NULL) == 1;
-	if (ok) {
+	for (int k = 0; kinds[k]; k++) {
+		char name[64];
+		bool one = kinds[k] == 'U' || kinds[k] == 'D';
+		char *sql = kinds[k] == 'u' || kinds[k] == 'U' ? cdc_stmt_upsert_sql(t, one)
+		                                               : cdc_stmt_delete_sql(t, one);
+		bool ok;
+		cdc_stmt_name(name, sizeof(name), kinds[k], ti, t->generation);
+		ok = PQsendPrepare(a->conn, name, sql, 0, NULL) == 1;
+		free(sql);
+		if (!ok)
+			return send_failed(a, err, errlen);
 		push(a, P_PREPARE)->table = ti;
-		cdc_stmt_name(name, sizeof(name), 'd', ti, t->generation);
-		ok = PQsendPrepare(a->conn, name, d, 0, NULL) == 1;
 	}
-	if (ok)
-		push(a, P_PREPARE)->table = ti;
-	free(u);
-	free(d);
-	if (!ok)
-		return send_failed(a, err, errlen);
 	a->prepared[ti] = t->generation;
 	return true;
 }
@@ -243,6 +240,19 @@ static bool send_arrays(struct cdc_apply *a, const struct cdc_batch *b, int ti, 
 
 	cdc_stmt_name(name, sizeof(name), op == CDC_DELETE ? 'd' : 'u', ti, a->prepared[ti]);
 	return cdc_stmt_send_arrays(a->conn, name, b, op, only, ts, pos, pipelined);
+}
+
+/* The statement of op for the batch's rows of op: the one-row form for one. */
+static bool send_rows(struct cdc_apply *a, const struct cdc_batch *b, int ti, enum cdc_op op,
+                      const char *ts, const char *pos, bool *one)
+{
+	char name[64];
+
+	*one = cdc_batch_count(b, op) == 1;
+	if (!*one)
+		return send_arrays(a, b, ti, op, -1, ts, pos, true);
+	cdc_stmt_name(name, sizeof(name), op == CDC_DELETE ? 'D' : 'U', ti, a->prepared[ti]);
+	return cdc_stmt_send_row(a->conn, name, b, op, 0, ts, pos);
 }
 
 /* Opens the source transaction's ODS transaction block, once. */
@@ -291,17 +301,19 @@ bool cdc_apply_batch(struct cdc_apply *a, struct cdc_batch *b, uint64_t commit_l
 	cdc_time_text(commit_time, ts, sizeof(ts));
 	snprintf(pos, sizeof(pos), "%llu", (unsigned long long)commit_lsn);
 	if (ok && cdc_batch_count(b, CDC_DELETE) > 0) {
-		ok = send_arrays(a, b, ti, CDC_DELETE, -1, ts, pos, true);
+		bool one;
+		ok = send_rows(a, b, ti, CDC_DELETE, ts, pos, &one);
 		if (ok) {
 			p = push(a, P_DELETE);
 			p->table = ti, p->lsn = commit_lsn, p->batch = b;
 		}
 	}
 	if (ok && cdc_batch_count(b, CDC_UPSERT) > 0) {
-		ok = send_arrays(a, b, ti, CDC_UPSERT, -1, ts, pos, true);
+		bool one;
+		ok = send_rows(a, b, ti, CDC_UPSERT, ts, pos, &one);
 		if (ok) {
 			p = push(a, P_UPSERT);
-			p->table = ti, p->lsn = commit_lsn, p->batch = b;
+			p->table = ti, p->lsn = commit_lsn, p->batch = b, p->one = one;
 		}
 	}
 	for (int i = 0; ok && i < nparts; i++) {
@@ -573,7 +585,9 @@ static bool take(struct cdc_apply *a, PGresult *res, char *err, size_t errlen)
 		PQclear(res);
 		return ok;
 	}
-	if (st == PGRES_TUPLES_OK && p->kind == P_UPSERT && PQntuples(res) == 1)
+	if (st == PGRES_TUPLES_OK && p->kind == P_UPSERT && p->one)
+		a->delta[p->table] += PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+	else if (st == PGRES_TUPLES_OK && p->kind == P_UPSERT && PQntuples(res) == 1)
 		a->delta[p->table] += strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	else if (st == PGRES_COMMAND_OK && (p->kind == P_DELETE || p->kind == P_TRUNCATE))
 		a->delta[p->table] -= strtoll(PQcmdTuples(res), NULL, 10);

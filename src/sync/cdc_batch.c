@@ -338,10 +338,10 @@ static int nth(const struct cdc_batch *b, enum cdc_op op, int i)
 	return -1;
 }
 
-bool cdc_batch_partial_value(const struct cdc_batch *b, int i, int col, const char **val,
-                             size_t *len)
+bool cdc_batch_value(const struct cdc_batch *b, enum cdc_op op, int i, int col, const char **val,
+                     size_t *len)
 {
-	int r = nth(b, CDC_PARTIAL, i);
+	int r = nth(b, op, i);
 	const struct val *v =
 	        r < 0 ? NULL : &b->vals[(size_t)r * (size_t)b->t->ncols + (size_t)col];
 

@@ -51,10 +51,10 @@ bool cdc_batch_delete(struct cdc_batch *b, const struct pgo_tuple *old_key, char
 void cdc_batch_array(const struct cdc_batch *b, enum cdc_op op, int col, int only,
                      struct strbuf *out);
 
-/* For partial rows (the i-th of op CDC_PARTIAL): whether column col was sent,
- * and its text (NULL for SQL NULL). */
-bool cdc_batch_partial_value(const struct cdc_batch *b, int i, int col, const char **val,
-                             size_t *len);
+/* Of the i-th row whose state is op: whether column col has a value (a partial
+ * row lacks its unchanged TOASTed ones), and its text (NULL for SQL NULL). */
+bool cdc_batch_value(const struct cdc_batch *b, enum cdc_op op, int i, int col, const char **val,
+                     size_t *len);
 
 /* "(k1, k2)=(v1, v2)": the key of the i-th row of op, for messages. */
 void cdc_batch_key_text(const struct cdc_batch *b, enum cdc_op op, int i, struct strbuf *out);

@@ -41,19 +41,36 @@ static void add_unnest(struct strbuf *sql, const struct cdc_table *t, bool pk_on
 	strbuf_adds(sql, ")");
 }
 
-/* INSERT ... ON CONFLICT over arrays; answers how many keys were new. */
-char *cdc_stmt_upsert_sql(const struct cdc_table *t)
+/* $1::type1, $2::type2, ...: one scalar parameter per (key) column. */
+static void add_params(struct strbuf *sql, const struct cdc_table *t, bool pk_only)
+{
+	int k = 0;
+
+	for (int c = 0; c < t->ncols; c++)
+		if (!pk_only || t->cols[c].pk) {
+			strbuf_addf(sql, "%s$%d::%s", k ? ", " : "", k + 1, t->cols[c].type);
+			k++;
+		}
+}
+
+/* INSERT ... ON CONFLICT over arrays, answering how many keys were new; or
+ * (one) of one row's scalars, answering a row "xmax = 0" when it was new. */
+char *cdc_stmt_upsert_sql(const struct cdc_table *t, bool one)
 {
 	struct strbuf sql;
 	bool business = false;
 
 	strbuf_init(&sql);
-	strbuf_addf(&sql, "WITH w AS (INSERT INTO %s AS t (", t->qtarget);
+	strbuf_addf(&sql, "%sINSERT INTO %s AS t (", one ? "" : "WITH w AS (", t->qtarget);
 	add_columns(&sql, t, "", false, false);
 	strbuf_adds(&sql, ", _source_committed_at, _source_position, _synced_at) SELECT ");
-	add_columns(&sql, t, "u.", false, true);
+	if (one)
+		add_params(&sql, t, false);
+	else
+		add_columns(&sql, t, "u.", false, true);
 	strbuf_addf(&sql, ", $%d::timestamptz, $%d::bigint, now()", t->ncols + 1, t->ncols + 2);
-	add_unnest(&sql, t, false);
+	if (!one)
+		add_unnest(&sql, t, false);
 	strbuf_adds(&sql, " ON CONFLICT (");
 	add_columns(&sql, t, "", true, false);
 	strbuf_adds(&sql, ") DO UPDATE SET ");
@@ -78,16 +95,27 @@ char *cdc_stmt_upsert_sql(const struct cdc_table *t)
 				            t->cols[c].qname);
 		strbuf_adds(&sql, ")");
 	}
-	strbuf_adds(&sql, " RETURNING xmax = 0 AS ins) SELECT count(*) FILTER (WHERE ins) FROM w");
+	strbuf_adds(&sql, one ? " RETURNING xmax = 0"
+	                      : " RETURNING xmax = 0 AS ins) SELECT count(*) FILTER (WHERE ins) FROM w");
 	return strbuf_detach(&sql);
 }
 
-char *cdc_stmt_delete_sql(const struct cdc_table *t)
+char *cdc_stmt_delete_sql(const struct cdc_table *t, bool one)
 {
 	struct strbuf sql;
 	bool first = true;
 
 	strbuf_init(&sql);
+	if (one) {
+		strbuf_addf(&sql, "DELETE FROM %s WHERE ", t->qtarget);
+		for (int c = 0, k = 0; c < t->ncols; c++)
+			if (t->cols[c].pk) {
+				strbuf_addf(&sql, "%s%s = $%d::%s", k ? " AND " : "", t->cols[c].qname,
+				            k + 1, t->cols[c].type);
+				k++;
+			}
+		return strbuf_detach(&sql);
+	}
 	strbuf_addf(&sql, "DELETE FROM %s AS t USING (SELECT ", t->qtarget);
 	add_columns(&sql, t, "u.", true, true);
 	add_unnest(&sql, t, true);
@@ -145,6 +173,34 @@ bool cdc_stmt_send_arrays(PGconn *conn, const char *name, const struct cdc_batch
 	return sent == 1;
 }
 
+/* Sends the prepared one-row statement name for the i-th row of op. */
+bool cdc_stmt_send_row(PGconn *conn, const char *name, const struct cdc_batch *b, enum cdc_op op,
+                       int i, const char *ts, const char *pos)
+{
+	const struct cdc_table *t = cdc_batch_table(b);
+	char **vals = xcalloc((size_t)t->ncols + 3, sizeof(char *));
+	int n = 0, sent;
+
+	for (int c = 0; c < t->ncols; c++) {
+		const char *v = NULL;
+		size_t len = 0;
+		if (op == CDC_DELETE && !t->cols[c].pk)
+			continue;
+		if (cdc_batch_value(b, op, i, c, &v, &len) && v)
+			vals[n] = xstrndup(v, len);
+		n++;
+	}
+	if (op != CDC_DELETE) {
+		vals[n++] = xstrdup(ts);
+		vals[n++] = xstrdup(pos);
+	}
+	sent = PQsendQueryPrepared(conn, name, n, (const char *const *)vals, NULL, NULL, 0);
+	for (int k = 0; k < n; k++)
+		free(vals[k]);
+	free(vals);
+	return sent == 1;
+}
+
 /* UPDATE of the columns a partial row carries (unchanged TOAST kept). */
 bool cdc_stmt_send_partial(PGconn *conn, const struct cdc_batch *b, int i, const char *ts,
                            const char *pos)
@@ -159,7 +215,7 @@ bool cdc_stmt_send_partial(PGconn *conn, const struct cdc_batch *b, int i, const
 	for (int c = 0; c < t->ncols; c++) {
 		const char *v;
 		size_t len;
-		if (t->cols[c].pk || !cdc_batch_partial_value(b, i, c, &v, &len))
+		if (t->cols[c].pk || !cdc_batch_value(b, CDC_PARTIAL, i, c, &v, &len))
 			continue;
 		vals[n] = v ? xstrndup(v, len) : NULL;
 		strbuf_addf(&sql, "%s = $%d::%s, ", t->cols[c].qname, ++n, t->cols[c].type);
@@ -175,7 +231,7 @@ bool cdc_stmt_send_partial(PGconn *conn, const struct cdc_batch *b, int i, const
 		const char *v;
 		size_t len;
 		const struct cdc_col *c = &t->cols[t->pk[k]];
-		if (!cdc_batch_partial_value(b, i, t->pk[k], &v, &len))
+		if (!cdc_batch_value(b, CDC_PARTIAL, i, t->pk[k], &v, &len))
 			v = NULL, len = 0;
 		vals[n] = v ? xstrndup(v, len) : NULL;
 		strbuf_addf(&sql, "%s%s = $%d::%s", k ? " AND " : "", c->qname, ++n, c->type);

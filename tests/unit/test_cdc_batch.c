@@ -124,10 +124,10 @@ START_TEST(unchanged_toast_without_earlier_value_is_partial)
 	ck_assert(cdc_batch_update(b, NULL, &upd, err, sizeof(err)));
 	ck_assert_int_eq(cdc_batch_count(b, CDC_PARTIAL), 1);
 	ck_assert_int_eq(cdc_batch_count(b, CDC_UPSERT), 0);
-	ck_assert(cdc_batch_partial_value(b, 0, 1, &v, &len));
+	ck_assert(cdc_batch_value(b, CDC_PARTIAL, 0, 1, &v, &len));
 	ck_assert_int_eq((int)len, 7);
 	ck_assert(memcmp(v, "shipped", 7) == 0);
-	ck_assert(!cdc_batch_partial_value(b, 0, 2, &v, &len)); /* note: keep the stored one */
+	ck_assert(!cdc_batch_value(b, CDC_PARTIAL, 0, 2, &v, &len)); /* note: keep the stored one */
 	/* A later full row for the key makes it a plain upsert again. */
 	struct pgo_tuple full = tuple("x", "3", "delivered");
 	ck_assert(cdc_batch_update(b, NULL, &full, err, sizeof(err)));
