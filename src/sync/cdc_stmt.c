@@ -95,8 +95,9 @@ char *cdc_stmt_upsert_sql(const struct cdc_table *t, bool one)
 				            t->cols[c].qname);
 		strbuf_adds(&sql, ")");
 	}
-	strbuf_adds(&sql, one ? " RETURNING xmax = 0"
-	                      : " RETURNING xmax = 0 AS ins) SELECT count(*) FILTER (WHERE ins) FROM w");
+	strbuf_adds(&sql,
+	            one ? " RETURNING xmax = 0"
+	                : " RETURNING xmax = 0 AS ins) SELECT count(*) FILTER (WHERE ins) FROM w");
 	return strbuf_detach(&sql);
 }
 
@@ -110,8 +111,8 @@ char *cdc_stmt_delete_sql(const struct cdc_table *t, bool one)
 		strbuf_addf(&sql, "DELETE FROM %s WHERE ", t->qtarget);
 		for (int c = 0, k = 0; c < t->ncols; c++)
 			if (t->cols[c].pk) {
-				strbuf_addf(&sql, "%s%s = $%d::%s", k ? " AND " : "", t->cols[c].qname,
-				            k + 1, t->cols[c].type);
+				strbuf_addf(&sql, "%s%s = $%d::%s", k ? " AND " : "",
+				            t->cols[c].qname, k + 1, t->cols[c].type);
 				k++;
 			}
 		return strbuf_detach(&sql);
