@@ -44,7 +44,9 @@
 # CDC_SKIP_APPLY=1, CDC_SKIP_LATENCY=1, CDC_SKIP_SOAK=1 skip a section; CDC_PROFILE=1
 # prints, per timed apply, the CPU seconds of each process involved (on stderr); with
 # CDC_PG_OPTS="-c shared_preload_libraries=pg_stat_statements" (CDC_PG_OPTS goes to the
-# cluster) also the ODS's top statements.
+# cluster) also the ODS's top statements. CDC_PERF=1 wraps each timed worker run in
+# `perf record -a -g` (bench/out/perf-worker-{small,large}.data); it slows the worker's
+# side only, so quote ratios from a run without it.
 # Without `odsctl sync run` in the build, the worker's parts are skipped and
 # only the references run.
 set -euo pipefail

@@ -46,7 +46,6 @@ struct pending {
 	bool owns;
 	int table;           /* index in the map, -1 for none */
 	int partial;         /* P_PARTIAL: which partial row */
-	bool one;            /* P_UPSERT: the one-row form, answering a row if new */
 	uint64_t lsn;        /* statements: the commit LSN; P_COMMIT: end LSN */
 	int64_t commit_time; /* P_COMMIT */
 	uint64_t last_end;   /* P_PROBE: the end LSN sent before it */
@@ -242,14 +241,19 @@ static bool send_arrays(struct cdc_apply *a, const struct cdc_batch *b, int ti, 
 	return cdc_stmt_send_arrays(a->conn, name, b, op, only, ts, pos, pipelined);
 }
 
+/* Whether the rows of op in b go as the one-row form of the statement. */
+static bool one_row(const struct cdc_batch *b, enum cdc_op op)
+{
+	return cdc_batch_count(b, op) == 1;
+}
+
 /* The statement of op for the batch's rows of op: the one-row form for one. */
 static bool send_rows(struct cdc_apply *a, const struct cdc_batch *b, int ti, enum cdc_op op,
-                      const char *ts, const char *pos, bool *one)
+                      const char *ts, const char *pos)
 {
 	char name[64];
 
-	*one = cdc_batch_count(b, op) == 1;
-	if (!*one)
+	if (!one_row(b, op))
 		return send_arrays(a, b, ti, op, -1, ts, pos, true);
 	cdc_stmt_name(name, sizeof(name), op == CDC_DELETE ? 'D' : 'U', ti, a->prepared[ti]);
 	return cdc_stmt_send_row(a->conn, name, b, op, 0, ts, pos);
@@ -301,19 +305,17 @@ bool cdc_apply_batch(struct cdc_apply *a, struct cdc_batch *b, uint64_t commit_l
 	cdc_time_text(commit_time, ts, sizeof(ts));
 	snprintf(pos, sizeof(pos), "%llu", (unsigned long long)commit_lsn);
 	if (ok && cdc_batch_count(b, CDC_DELETE) > 0) {
-		bool one;
-		ok = send_rows(a, b, ti, CDC_DELETE, ts, pos, &one);
+		ok = send_rows(a, b, ti, CDC_DELETE, ts, pos);
 		if (ok) {
 			p = push(a, P_DELETE);
 			p->table = ti, p->lsn = commit_lsn, p->batch = b;
 		}
 	}
 	if (ok && cdc_batch_count(b, CDC_UPSERT) > 0) {
-		bool one;
-		ok = send_rows(a, b, ti, CDC_UPSERT, ts, pos, &one);
+		ok = send_rows(a, b, ti, CDC_UPSERT, ts, pos);
 		if (ok) {
 			p = push(a, P_UPSERT);
-			p->table = ti, p->lsn = commit_lsn, p->batch = b, p->one = one;
+			p->table = ti, p->lsn = commit_lsn, p->batch = b;
 		}
 	}
 	for (int i = 0; ok && i < nparts; i++) {
@@ -339,13 +341,12 @@ bool cdc_apply_batch(struct cdc_apply *a, struct cdc_batch *b, uint64_t commit_l
 
 bool cdc_apply_truncate(struct cdc_apply *a, const struct cdc_table *t, char *err, size_t errlen)
 {
-	char *sql = xasprintf("DELETE FROM %s", t->qtarget);
+	char *sql;
 	bool ok;
 
-	if (!begin_block(a, err, errlen)) {
-		free(sql);
+	if (!begin_block(a, err, errlen))
 		return false;
-	}
+	sql = xasprintf("DELETE FROM %s", t->qtarget);
 	ok = PQsendQueryParams(a->conn, sql, 0, NULL, NULL, NULL, NULL, 0) == 1;
 	free(sql);
 	if (!ok)
@@ -376,7 +377,7 @@ bool cdc_apply_commit(struct cdc_apply *a, uint64_t end_lsn, int64_t commit_time
 	p->commit_time = commit_time;
 	a->sent_end = end_lsn;
 	a->in_block = false;
-	if (++a->unsynced >= SYNC_EVERY && !sync_committed(a, err, errlen))
+	if (++a->unsynced >= SYNC_EVERY && !send_sync(a, err, errlen))
 		return false;
 	/* Bounded: past MAX_IN_FLIGHT, wait until half are answered. */
 	if (a->txns < MAX_IN_FLIGHT)
@@ -585,7 +586,8 @@ static bool take(struct cdc_apply *a, PGresult *res, char *err, size_t errlen)
 		PQclear(res);
 		return ok;
 	}
-	if (st == PGRES_TUPLES_OK && p->kind == P_UPSERT && p->one)
+	/* The batch is still held: its last statement owns it and has not been answered. */
+	if (st == PGRES_TUPLES_OK && p->kind == P_UPSERT && one_row(p->batch, CDC_UPSERT))
 		a->delta[p->table] += PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
 	else if (st == PGRES_TUPLES_OK && p->kind == P_UPSERT && PQntuples(res) == 1)
 		a->delta[p->table] += strtoll(PQgetvalue(res, 0, 0), NULL, 10);

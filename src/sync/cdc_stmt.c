@@ -53,6 +53,17 @@ static void add_params(struct strbuf *sql, const struct cdc_table *t, bool pk_on
 		}
 }
 
+/* "k1 = $first::type1 AND k2 = ...": the key columns, in column order. */
+static void add_key_match(struct strbuf *sql, const struct cdc_table *t, int first)
+{
+	for (int c = 0, k = 0; c < t->ncols; c++)
+		if (t->cols[c].pk) {
+			strbuf_addf(sql, "%s%s = $%d::%s", k ? " AND " : "", t->cols[c].qname,
+			            first + k, t->cols[c].type);
+			k++;
+		}
+}
+
 /* INSERT ... ON CONFLICT over arrays, answering how many keys were new; or
  * (one) of one row's scalars, answering a row "xmax = 0" when it was new. */
 char *cdc_stmt_upsert_sql(const struct cdc_table *t, bool one)
@@ -109,12 +120,7 @@ char *cdc_stmt_delete_sql(const struct cdc_table *t, bool one)
 	strbuf_init(&sql);
 	if (one) {
 		strbuf_addf(&sql, "DELETE FROM %s WHERE ", t->qtarget);
-		for (int c = 0, k = 0; c < t->ncols; c++)
-			if (t->cols[c].pk) {
-				strbuf_addf(&sql, "%s%s = $%d::%s", k ? " AND " : "",
-				            t->cols[c].qname, k + 1, t->cols[c].type);
-				k++;
-			}
+		add_key_match(&sql, t, 1);
 		return strbuf_detach(&sql);
 	}
 	strbuf_addf(&sql, "DELETE FROM %s AS t USING (SELECT ", t->qtarget);
@@ -228,14 +234,14 @@ bool cdc_stmt_send_partial(PGconn *conn, const struct cdc_batch *b, int i, const
 	vals[n] = xstrdup(ts);
 	vals[n + 1] = xstrdup(pos);
 	n += 2;
-	for (int k = 0; k < t->npk; k++) {
+	add_key_match(&sql, t, n + 1);
+	for (int c = 0; c < t->ncols; c++) {
 		const char *v;
 		size_t len;
-		const struct cdc_col *c = &t->cols[t->pk[k]];
-		if (!cdc_batch_value(b, CDC_PARTIAL, i, t->pk[k], &v, &len))
-			v = NULL, len = 0;
-		vals[n] = v ? xstrndup(v, len) : NULL;
-		strbuf_addf(&sql, "%s%s = $%d::%s", k ? " AND " : "", c->qname, ++n, c->type);
+		if (!t->cols[c].pk)
+			continue;
+		vals[n++] = cdc_batch_value(b, CDC_PARTIAL, i, c, &v, &len) && v ? xstrndup(v, len)
+		                                                                 : NULL;
 	}
 	sent = PQsendQueryParams(conn, sql.data, n, NULL, (const char *const *)vals, NULL, NULL, 0);
 	for (int k = 0; k < n; k++)
